@@ -1,0 +1,101 @@
+//! Upstream clusters: one per referenced Service port, with endpoints from its EndpointSlices.
+
+use super::World;
+use crate::resources::NsName;
+use crate::resources::core::IntOrString;
+use crate::snapshot::Cluster;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::AtomicUsize;
+
+/// Clusters referenced so far, in first-reference order (deterministic for sorted input).
+#[derive(Default)]
+pub(crate) struct ClusterSet {
+    order: Vec<(NsName, u16)>,
+    index: HashMap<(NsName, u16), usize>,
+}
+
+/// The Envoy-style cluster name Istio users read in logs and config dumps.
+pub(crate) fn cluster_name(svc: &NsName, port: u16) -> String {
+    format!(
+        "outbound|{port}||{}.{}.svc.cluster.local",
+        svc.name, svc.namespace
+    )
+}
+
+impl ClusterSet {
+    /// The index of the cluster for a Service port, adding it if new.
+    pub(crate) fn intern(&mut self, svc: NsName, port: u16) -> usize {
+        let key = (svc, port);
+        if let Some(&i) = self.index.get(&key) {
+            return i;
+        }
+        let i = self.order.len();
+        self.order.push(key.clone());
+        self.index.insert(key, i);
+        i
+    }
+
+    /// Resolve endpoints for every cluster.
+    pub(crate) fn finish(self, world: &World<'_>, warnings: &mut Vec<String>) -> Vec<Cluster> {
+        self.order
+            .into_iter()
+            .map(|(svc, port)| build(world, svc, port, warnings))
+            .collect()
+    }
+}
+
+fn build(world: &World<'_>, svc: NsName, port: u16, warnings: &mut Vec<String>) -> Cluster {
+    let name = cluster_name(&svc, port);
+    let service_port = world
+        .service(&svc.namespace, &svc.name)
+        .and_then(|s| s.spec.ports.iter().find(|p| p.port == port));
+    let port_name = service_port
+        .and_then(|p| p.name.clone())
+        .unwrap_or_default();
+    let mut endpoints = Vec::new();
+    for slice in world.slices(&svc.namespace, &svc.name) {
+        // The slice port with the Service port's name carries the resolved target port.
+        let target = slice
+            .ports
+            .iter()
+            .find(|p| p.name.clone().unwrap_or_default() == port_name)
+            .and_then(|p| p.port)
+            .or_else(|| match service_port.and_then(|p| p.target_port.as_ref()) {
+                Some(IntOrString::Int(n)) => Some(*n),
+                Some(IntOrString::String(_)) => None,
+                None => Some(port),
+            });
+        let Some(target) = target else {
+            warnings.push(format!(
+                "EndpointSlice {}/{}: no port named {port_name:?} for Service {svc} port {port}",
+                svc.namespace, slice.metadata.name
+            ));
+            continue;
+        };
+        for ep in &slice.endpoints {
+            if ep.conditions.ready == Some(false) {
+                continue;
+            }
+            for addr in &ep.addresses {
+                match addr.parse::<IpAddr>() {
+                    Ok(ip) => endpoints.push(SocketAddr::new(ip, target)),
+                    Err(_) => warnings.push(format!(
+                        "EndpointSlice {}/{}: address {addr:?} is not an IP; skipped",
+                        svc.namespace, slice.metadata.name
+                    )),
+                }
+            }
+        }
+    }
+    endpoints.sort();
+    endpoints.dedup();
+    Cluster {
+        name,
+        app_protocol: service_port.and_then(|p| p.app_protocol.clone()),
+        service: svc,
+        port,
+        endpoints,
+        cursor: AtomicUsize::new(0),
+    }
+}

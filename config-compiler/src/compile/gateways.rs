@@ -1,0 +1,397 @@
+//! GatewayClass acceptance, Gateway selection, listener validation and conflicts ([GC-*], [GW-*]).
+
+use super::{CompileOptions, GATEWAY_GROUP, World};
+use crate::hostname;
+use crate::resources::gateway::ListenerSpec;
+use crate::resources::{Gateway, NsName, Resources};
+use crate::route_table::{RouteEntry, RouteTable, VirtualHost};
+use crate::snapshot::{GatewayIr, ListenerIr, PortIr};
+use crate::status::{Condition, Conditions, ListenerStatus, ObjectStatus, StatusReport};
+use std::collections::BTreeMap;
+
+/// Istio's controllers that this proxy serves ([GC-2]).
+pub const ISTIO_CONTROLLERS: [&str; 2] =
+    ["istio.io/gateway-controller", "istio.io/mesh-controller"];
+
+/// Istio's built-in class names, served even without a GatewayClass object ([GC-2]).
+pub const ISTIO_CLASSES: [&str; 2] = ["istio", "istio-waypoint"];
+
+/// Route kinds a listener can hold in this build.
+const SUPPORTED_KINDS: [&str; 1] = ["HTTPRoute"];
+
+/// Status of the GatewayClasses that name one of our controllers ([GC-1]).
+pub(super) fn class_status(r: &Resources) -> Vec<ObjectStatus> {
+    r.gateway_classes
+        .iter()
+        .filter(|c| ISTIO_CONTROLLERS.contains(&c.object.spec.controller_name.as_str()))
+        .map(|c| {
+            let m = &c.object.metadata;
+            let mut s = ObjectStatus::new("GatewayClass", "", &m.name);
+            s.conditions.set(Condition::new(
+                "Accepted",
+                true,
+                "Accepted",
+                "Handled by waygate",
+            ));
+            s.conditions.observe(m.generation);
+            s
+        })
+        .collect()
+}
+
+/// Whether a Gateway's class is one of Istio's.
+fn is_ours(r: &Resources, gw: &Gateway) -> bool {
+    let class = gw.spec.gateway_class_name.as_str();
+    match r
+        .gateway_classes
+        .iter()
+        .find(|c| c.object.metadata.name == class)
+    {
+        Some(c) => ISTIO_CONTROLLERS.contains(&c.object.spec.controller_name.as_str()),
+        None => ISTIO_CLASSES.contains(&class),
+    }
+}
+
+/// A Gateway being compiled: its listeners' state, filled in by route attachment.
+pub(crate) struct CompiledGateway {
+    pub id: NsName,
+    generation: Option<i64>,
+    pub listeners: Vec<ListenerState>,
+}
+
+/// One listener being compiled.
+pub(crate) struct ListenerState {
+    pub spec: ListenerSpec,
+    /// Valid and not conflicted: it is served and routes may attach.
+    pub programmed: bool,
+    pub status: ListenerStatus,
+    /// Effective hostname → entries.
+    pub hosts: BTreeMap<String, Vec<RouteEntry>>,
+}
+
+impl ListenerState {
+    /// Whether the listener allows a route of this kind.
+    pub fn allows_kind(&self, kind: &str) -> bool {
+        self.status.supported_kinds.iter().any(|k| k == kind)
+    }
+}
+
+/// Select and validate the Gateways this proxy serves.
+pub(super) fn compile_gateways(
+    r: &Resources,
+    options: &CompileOptions,
+    _world: &World<'_>,
+    report: &mut StatusReport,
+) -> Vec<CompiledGateway> {
+    for wanted in &options.gateways {
+        let found = r
+            .gateways
+            .iter()
+            .any(|g| g.object.metadata.ns_name() == *wanted);
+        if !found {
+            report
+                .warnings
+                .push(format!("--gateway {wanted}: no such Gateway in the config"));
+        }
+    }
+    r.gateways
+        .iter()
+        .filter(|g| {
+            if options.gateways.is_empty() {
+                is_ours(r, &g.object)
+            } else {
+                options.gateways.contains(&g.object.metadata.ns_name())
+            }
+        })
+        .map(|g| compile_gateway(&g.object))
+        .collect()
+}
+
+fn compile_gateway(gw: &Gateway) -> CompiledGateway {
+    let mut listeners: Vec<ListenerState> =
+        gw.spec.listeners.iter().map(validate_listener).collect();
+    mark_conflicts(&mut listeners);
+    let mut seen = std::collections::HashSet::new();
+    for l in &mut listeners {
+        if !seen.insert(l.spec.name.clone()) {
+            l.programmed = false;
+            l.status.conditions.set(Condition::new(
+                "Accepted",
+                false,
+                "UnsupportedValue",
+                format!("listener name {:?} is used twice", l.spec.name),
+            ));
+        }
+        if !l.programmed {
+            l.status.conditions.set(Condition::new(
+                "Programmed",
+                false,
+                "Invalid",
+                "Listener is not served",
+            ));
+        }
+    }
+    CompiledGateway {
+        id: gw.metadata.ns_name(),
+        generation: gw.metadata.generation,
+        listeners,
+    }
+}
+
+fn validate_listener(spec: &ListenerSpec) -> ListenerState {
+    let mut c = Conditions::default();
+    let mut programmed = true;
+    let reject = |c: &mut Conditions, reason: &str, msg: String| {
+        c.set(Condition::new("Accepted", false, reason, msg));
+    };
+    match spec.protocol.as_str() {
+        "HTTP" => {}
+        "HTTPS" | "TLS" | "TCP" | "UDP" | "HBONE" => {
+            programmed = false;
+            reject(
+                &mut c,
+                "UnsupportedProtocol",
+                format!(
+                    "protocol {} is not supported by this build yet",
+                    spec.protocol
+                ),
+            );
+        }
+        other => {
+            programmed = false;
+            reject(
+                &mut c,
+                "UnsupportedProtocol",
+                format!("unknown protocol {other:?}"),
+            );
+        }
+    }
+    if let Some(h) = spec.hostname.as_deref().filter(|h| !h.is_empty())
+        && let Err(e) = hostname::validate(h)
+    {
+        programmed = false;
+        reject(&mut c, "UnsupportedValue", e);
+    }
+    if spec.protocol == "HTTP" && spec.tls.is_some() {
+        programmed = false;
+        reject(
+            &mut c,
+            "UnsupportedValue",
+            "tls is not allowed on an HTTP listener".into(),
+        );
+    }
+    if spec.port == 0 {
+        programmed = false;
+        reject(&mut c, "PortUnavailable", "port 0 is not valid".into());
+    }
+    if c.get("Accepted").is_none() {
+        c.set(Condition::new(
+            "Accepted",
+            true,
+            "Accepted",
+            "Listener is valid",
+        ));
+    }
+
+    // [GW-6] allowedRoutes.kinds: default by protocol; unknown kinds → InvalidRouteKinds.
+    let mut supported = Vec::new();
+    let mut invalid = Vec::new();
+    match spec.allowed_routes.as_ref().and_then(|a| a.kinds.as_ref()) {
+        Some(kinds) if !kinds.is_empty() => {
+            for k in kinds {
+                let group = k.group.as_deref().unwrap_or(GATEWAY_GROUP);
+                if group == GATEWAY_GROUP && SUPPORTED_KINDS.contains(&k.kind.as_str()) {
+                    if !supported.contains(&k.kind) {
+                        supported.push(k.kind.clone());
+                    }
+                } else {
+                    invalid.push(format!("{group}/{}", k.kind));
+                }
+            }
+        }
+        _ => supported.extend(SUPPORTED_KINDS.iter().map(|k| k.to_string())),
+    }
+    if invalid.is_empty() {
+        c.set(Condition::new(
+            "ResolvedRefs",
+            true,
+            "ResolvedRefs",
+            "All references resolved",
+        ));
+    } else {
+        c.set(Condition::new(
+            "ResolvedRefs",
+            false,
+            "InvalidRouteKinds",
+            format!("unsupported route kinds: {}", invalid.join(", ")),
+        ));
+    }
+    c.set(Condition::new(
+        "Conflicted",
+        false,
+        "NoConflicts",
+        "No conflicts",
+    ));
+    if programmed {
+        c.set(Condition::new(
+            "Programmed",
+            true,
+            "Programmed",
+            "Listener is served",
+        ));
+    }
+    ListenerState {
+        spec: spec.clone(),
+        programmed,
+        status: ListenerStatus {
+            name: spec.name.clone(),
+            port: spec.port,
+            attached_routes: 0,
+            supported_kinds: supported,
+            conditions: c,
+        },
+        hosts: BTreeMap::new(),
+    }
+}
+
+/// [GW-5]: same port needs compatible protocols and distinct hostnames; conflicts are not served.
+fn mark_conflicts(listeners: &mut [ListenerState]) {
+    let family = |p: &str| match p {
+        "HTTPS" | "TLS" => "tls",
+        other => match other {
+            "HTTP" => "http",
+            "TCP" => "tcp",
+            "UDP" => "udp",
+            _ => "other",
+        },
+    };
+    let n = listeners.len();
+    let mut conflict: Vec<Option<(&'static str, String)>> = vec![None; n];
+    for i in 0..n {
+        for j in 0..n {
+            if i == j || listeners[i].spec.port != listeners[j].spec.port {
+                continue;
+            }
+            let (a, b) = (&listeners[i].spec, &listeners[j].spec);
+            if family(&a.protocol) != family(&b.protocol) {
+                conflict[i] = Some((
+                    "ProtocolConflict",
+                    format!(
+                        "port {} is also used by listener {} with protocol {}",
+                        a.port, b.name, b.protocol
+                    ),
+                ));
+            } else if matches!(family(&a.protocol), "tcp" | "udp")
+                || a.hostname.as_deref().unwrap_or("") == b.hostname.as_deref().unwrap_or("")
+            {
+                conflict[i].get_or_insert((
+                    "HostnameConflict",
+                    format!("listener {} uses the same port and hostname", b.name),
+                ));
+            }
+        }
+    }
+    for (l, c) in listeners.iter_mut().zip(conflict) {
+        if let Some((reason, msg)) = c {
+            l.programmed = false;
+            l.status
+                .conditions
+                .set(Condition::new("Conflicted", true, reason, msg));
+        }
+    }
+}
+
+impl CompiledGateway {
+    /// Gateway status and its served part.
+    pub(super) fn finish(self) -> (ObjectStatus, GatewayIr) {
+        let mut status = ObjectStatus::new("Gateway", &self.id.namespace, &self.id.name);
+        let total = self.listeners.len();
+        let good = self.listeners.iter().filter(|l| l.programmed).count();
+        let accepted = if total == 0 || good == total {
+            Condition::new("Accepted", true, "Accepted", "Gateway is valid")
+        } else if good > 0 {
+            Condition::new(
+                "Accepted",
+                true,
+                "ListenersNotValid",
+                format!("{} of {total} listeners are not valid", total - good),
+            )
+        } else {
+            Condition::new(
+                "Accepted",
+                false,
+                "ListenersNotValid",
+                "No listener is valid",
+            )
+        };
+        status.conditions.set(accepted);
+        status.conditions.set(if good > 0 || total == 0 {
+            Condition::new("Programmed", true, "Programmed", "Gateway is served")
+        } else {
+            Condition::new("Programmed", false, "Invalid", "No listener is served")
+        });
+        let unresolved = self.listeners.iter().any(|l| {
+            l.status
+                .conditions
+                .get("ResolvedRefs")
+                .is_some_and(|c| !c.is_true())
+        });
+        status.conditions.set(if unresolved {
+            Condition::new(
+                "ResolvedRefs",
+                false,
+                "ListenersNotResolved",
+                "Some listeners have unresolved references",
+            )
+        } else {
+            Condition::new(
+                "ResolvedRefs",
+                true,
+                "ResolvedRefs",
+                "All references resolved",
+            )
+        });
+        status.conditions.observe(self.generation);
+
+        let mut ports: BTreeMap<u16, Vec<ListenerIr>> = BTreeMap::new();
+        for mut l in self.listeners {
+            l.status.conditions.observe(self.generation);
+            status.listeners.push(l.status);
+            if !l.programmed {
+                continue;
+            }
+            let vhosts = l
+                .hosts
+                .into_iter()
+                .map(|(host, entries)| VirtualHost::new(host, entries))
+                .collect();
+            ports.entry(l.spec.port).or_default().push(ListenerIr {
+                name: l.spec.name,
+                hostname: l
+                    .spec
+                    .hostname
+                    .filter(|h| !h.is_empty())
+                    .map(|h| h.to_ascii_lowercase()),
+                protocol: l.spec.protocol,
+                port: l.spec.port,
+                routes: RouteTable::new(vhosts),
+            });
+        }
+        let ports = ports
+            .into_iter()
+            .map(|(port, mut listeners)| {
+                listeners.sort_by(|a, b| {
+                    hostname::specificity(a.hostname.as_deref())
+                        .cmp(&hostname::specificity(b.hostname.as_deref()))
+                });
+                PortIr { port, listeners }
+            })
+            .collect();
+        let ir = GatewayIr {
+            namespace: self.id.namespace,
+            name: self.id.name,
+            ports,
+        };
+        (status, ir)
+    }
+}

@@ -1,0 +1,131 @@
+//! `compile(&Resources) -> (Snapshot, StatusReport)`: validation, reference resolution, status
+//! conditions and the indexed Snapshot. Pure: no I/O, no clock.
+
+mod clusters;
+mod gateways;
+mod routes;
+mod rules;
+
+use crate::resources::core::SERVICE_NAME_LABEL;
+use crate::resources::{EndpointSlice, NsName, ReferenceGrant, Resources, Service};
+use crate::snapshot::Snapshot;
+use crate::status::StatusReport;
+use std::collections::{BTreeMap, HashMap};
+
+pub use gateways::{ISTIO_CLASSES, ISTIO_CONTROLLERS};
+
+/// The controller name written into route parent status.
+pub const CONTROLLER_NAME: &str = "istio.io/gateway-controller";
+
+/// The Gateway API group.
+pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
+
+/// What to compile.
+#[derive(Debug, Clone, Default)]
+pub struct CompileOptions {
+    /// Gateways to serve; empty means every Gateway of an Istio class ([GC-2]).
+    pub gateways: Vec<NsName>,
+}
+
+/// Compile loaded resources into a Snapshot plus the status of every object we handle.
+pub fn compile(resources: &Resources, options: &CompileOptions) -> (Snapshot, StatusReport) {
+    let world = World::new(resources);
+    let mut report = StatusReport {
+        warnings: resources.skipped.clone(),
+        ..Default::default()
+    };
+    let mut clusters = clusters::ClusterSet::default();
+
+    report.objects.extend(gateways::class_status(resources));
+    let mut gws = gateways::compile_gateways(resources, options, &world, &mut report);
+    let route_status = routes::attach_routes(resources, &world, &mut gws, &mut clusters);
+
+    let mut snapshot = Snapshot::default();
+    for gw in gws {
+        let (status, ir) = gw.finish();
+        report.objects.push(status);
+        if !ir.ports.is_empty() {
+            snapshot.gateways.push(ir);
+        }
+    }
+    report.objects.extend(route_status);
+    snapshot.clusters = clusters.finish(&world, &mut report.warnings);
+    (snapshot, report)
+}
+
+/// Lookups over the input that compilation needs repeatedly.
+pub(crate) struct World<'a> {
+    namespace_labels: HashMap<&'a str, &'a BTreeMap<String, String>>,
+    services: HashMap<(&'a str, &'a str), &'a Service>,
+    slices: HashMap<(&'a str, &'a str), Vec<&'a EndpointSlice>>,
+    grants: HashMap<&'a str, Vec<&'a ReferenceGrant>>,
+}
+
+impl<'a> World<'a> {
+    fn new(r: &'a Resources) -> Self {
+        let mut slices: HashMap<_, Vec<_>> = HashMap::new();
+        for s in &r.endpoint_slices {
+            if let Some(svc) = s.object.metadata.labels.get(SERVICE_NAME_LABEL) {
+                slices
+                    .entry((s.object.metadata.namespace(), svc.as_str()))
+                    .or_default()
+                    .push(&s.object);
+            }
+        }
+        let mut grants: HashMap<_, Vec<_>> = HashMap::new();
+        for g in &r.reference_grants {
+            grants
+                .entry(g.object.metadata.namespace())
+                .or_default()
+                .push(&g.object);
+        }
+        Self {
+            namespace_labels: r
+                .namespaces
+                .iter()
+                .map(|n| (n.object.metadata.name.as_str(), &n.object.metadata.labels))
+                .collect(),
+            services: r
+                .services
+                .iter()
+                .map(|s| {
+                    let m = &s.object.metadata;
+                    ((m.namespace(), m.name.as_str()), &s.object)
+                })
+                .collect(),
+            slices,
+            grants,
+        }
+    }
+
+    /// A namespace's labels, including the `kubernetes.io/metadata.name` label Kubernetes adds.
+    pub(crate) fn namespace_labels(&self, ns: &str) -> BTreeMap<String, String> {
+        let mut labels = self
+            .namespace_labels
+            .get(ns)
+            .map(|l| (*l).clone())
+            .unwrap_or_default();
+        labels.insert("kubernetes.io/metadata.name".into(), ns.to_string());
+        labels
+    }
+
+    pub(crate) fn service(&self, ns: &str, name: &str) -> Option<&'a Service> {
+        self.services.get(&(ns, name)).copied()
+    }
+
+    pub(crate) fn slices(&self, ns: &str, service: &str) -> Vec<&'a EndpointSlice> {
+        self.slices.get(&(ns, service)).cloned().unwrap_or_default()
+    }
+
+    /// Whether a ReferenceGrant in `to_ns` permits the reference ([RG-1]).
+    pub(crate) fn permitted(
+        &self,
+        from: (&str, &str, &str),
+        to_ns: &str,
+        to: (&str, &str, &str),
+    ) -> bool {
+        self.grants
+            .get(to_ns)
+            .is_some_and(|gs| gs.iter().any(|g| g.permits(from, to)))
+    }
+}

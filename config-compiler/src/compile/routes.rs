@@ -1,0 +1,261 @@
+//! HTTPRoute attachment: parentRefs to listeners, allowedRoutes, hostname intersection, and the
+//! per-parent status ([HR-1], [HR-2], [HR-4], [HS-1], [GW-6]).
+
+use super::clusters::ClusterSet;
+use super::gateways::{CompiledGateway, ListenerState};
+use super::rules::{CompiledRule, RefProblem, compile_rule};
+use super::{CONTROLLER_NAME, GATEWAY_GROUP, World};
+use crate::hostname;
+use crate::resources::http_route::ParentRef;
+use crate::resources::{HttpRoute, Resources};
+use crate::route_table::{RouteEntry, RouteId};
+use crate::status::{Condition, Conditions, ObjectStatus, ParentStatus};
+
+/// Attach every HTTPRoute to the compiled Gateways; returns each route's status.
+pub(super) fn attach_routes(
+    r: &Resources,
+    world: &World<'_>,
+    gateways: &mut [CompiledGateway],
+    clusters: &mut ClusterSet,
+) -> Vec<ObjectStatus> {
+    let mut out = Vec::new();
+    for route in &r.http_routes {
+        if let Some(s) = attach_route(&route.object, world, gateways, clusters) {
+            out.push(s);
+        }
+    }
+    out
+}
+
+fn attach_route(
+    route: &HttpRoute,
+    world: &World<'_>,
+    gateways: &mut [CompiledGateway],
+    clusters: &mut ClusterSet,
+) -> Option<ObjectStatus> {
+    let meta = &route.metadata;
+    let route_ns = meta.namespace();
+    let id = meta.ns_name();
+    // Only parents that are Gateways we serve get status from us.
+    let ours: Vec<(usize, &ParentRef)> = route
+        .spec
+        .parent_refs
+        .iter()
+        .filter_map(|p| {
+            let group = p.group.as_deref().unwrap_or(GATEWAY_GROUP);
+            let kind = p.kind.as_deref().unwrap_or("Gateway");
+            if group != GATEWAY_GROUP || kind != "Gateway" {
+                return None;
+            }
+            let ns = p.namespace.as_deref().unwrap_or(route_ns);
+            gateways
+                .iter()
+                .position(|g| g.id.namespace == ns && g.id.name == p.name)
+                .map(|i| (i, p))
+        })
+        .collect();
+    if ours.is_empty() {
+        return None;
+    }
+
+    // Compile the rules once; invalid ones are dropped ([HS-1]).
+    let mut problems: Vec<RefProblem> = Vec::new();
+    let mut rules: Vec<(usize, CompiledRule)> = Vec::new();
+    let mut dropped: Vec<String> = Vec::new();
+    let mut drop_reason = "UnsupportedValue";
+    for (i, rule) in route.spec.rules.iter().enumerate() {
+        match compile_rule(&id, rule, world, clusters, &mut problems) {
+            Ok(c) => rules.push((i, c)),
+            Err(e) => {
+                drop_reason = e.reason;
+                dropped.push(format!("rule {i}: {}", e.message));
+            }
+        }
+    }
+    let bad_hostnames: Vec<String> = route
+        .spec
+        .hostnames
+        .iter()
+        .filter_map(|h| hostname::validate(h).err())
+        .collect();
+
+    let mut status = ObjectStatus::new("HTTPRoute", route_ns, &meta.name);
+    for (gi, parent) in ours {
+        let mut conditions = Conditions::default();
+        let accepted = if !bad_hostnames.is_empty() {
+            Condition::new(
+                "Accepted",
+                false,
+                "UnsupportedValue",
+                bad_hostnames.join("; "),
+            )
+        } else if rules.is_empty() && !route.spec.rules.is_empty() {
+            Condition::new(
+                "Accepted",
+                false,
+                drop_reason,
+                format!("No valid rule: {}", dropped.join("; ")),
+            )
+        } else {
+            match attach_to_gateway(route, parent, &mut gateways[gi], world, &rules) {
+                Ok(()) => Condition::new("Accepted", true, "Accepted", "Route is accepted"),
+                Err((reason, msg)) => Condition::new("Accepted", false, reason, msg),
+            }
+        };
+        conditions.set(accepted);
+        conditions.set(match problems.first() {
+            None => Condition::new(
+                "ResolvedRefs",
+                true,
+                "ResolvedRefs",
+                "All references resolved",
+            ),
+            Some(p) => Condition::new("ResolvedRefs", false, p.reason, p.message.clone()),
+        });
+        if !dropped.is_empty() && !rules.is_empty() {
+            conditions.set(Condition::new(
+                "PartiallyInvalid",
+                true,
+                "UnsupportedValue",
+                format!("Dropped Rule(s): {}", dropped.join("; ")),
+            ));
+        }
+        conditions.observe(meta.generation);
+        let mut parent_ref = parent.clone();
+        parent_ref
+            .group
+            .get_or_insert_with(|| GATEWAY_GROUP.to_string());
+        parent_ref.kind.get_or_insert_with(|| "Gateway".to_string());
+        status.parents.push(ParentStatus {
+            parent_ref,
+            controller_name: CONTROLLER_NAME.to_string(),
+            conditions,
+        });
+    }
+    Some(status)
+}
+
+/// Attach to the listeners of one Gateway that the parentRef selects; the error is the
+/// `Accepted=False` reason and message.
+fn attach_to_gateway(
+    route: &HttpRoute,
+    parent: &ParentRef,
+    gw: &mut CompiledGateway,
+    world: &World<'_>,
+    rules: &[(usize, CompiledRule)],
+) -> Result<(), (&'static str, String)> {
+    let route_ns = route.metadata.namespace();
+    let candidates: Vec<usize> = gw
+        .listeners
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| {
+            parent
+                .section_name
+                .as_ref()
+                .is_none_or(|s| *s == l.spec.name)
+        })
+        .filter(|(_, l)| parent.port.is_none_or(|p| p == l.spec.port))
+        .map(|(i, _)| i)
+        .collect();
+    if candidates.is_empty() {
+        return Err((
+            "NoMatchingParent",
+            format!(
+                "Gateway {} has no listener matching sectionName/port",
+                gw.id
+            ),
+        ));
+    }
+    let allowed: Vec<usize> = candidates
+        .into_iter()
+        .filter(|&i| {
+            let l = &gw.listeners[i];
+            l.allows_kind("HTTPRoute") && namespace_allowed(l, &gw.id.namespace, route_ns, world)
+        })
+        .collect();
+    if allowed.is_empty() {
+        return Err((
+            "NotAllowedByListeners",
+            format!("no listener of Gateway {} allows this route", gw.id),
+        ));
+    }
+    let mut attached = false;
+    for i in allowed {
+        let l = &mut gw.listeners[i];
+        let effective = effective_hostnames(l.spec.hostname.as_deref(), &route.spec.hostnames);
+        if effective.is_empty() {
+            continue;
+        }
+        attached = true;
+        l.status.attached_routes += 1;
+        if !l.programmed {
+            continue;
+        }
+        for host in effective {
+            let bucket = l.hosts.entry(host).or_default();
+            for (rule_index, rule) in rules {
+                for (mi, m) in rule.matches.iter().enumerate() {
+                    bucket.push(RouteEntry {
+                        id: RouteId {
+                            kind: "HTTPRoute",
+                            namespace: route_ns.to_string(),
+                            name: route.metadata.name.clone(),
+                            rule: *rule_index,
+                            rule_name: route.spec.rules[*rule_index].name.clone(),
+                            match_index: mi,
+                        },
+                        matcher: m.clone(),
+                        action: rule.action.clone(),
+                        created: route
+                            .metadata
+                            .creation_timestamp
+                            .clone()
+                            .unwrap_or_default(),
+                    });
+                }
+            }
+        }
+    }
+    if attached {
+        Ok(())
+    } else {
+        Err((
+            "NoMatchingListenerHostname",
+            "no route hostname intersects a listener hostname".into(),
+        ))
+    }
+}
+
+/// [GW-6] allowedRoutes.namespaces.
+fn namespace_allowed(l: &ListenerState, gw_ns: &str, route_ns: &str, world: &World<'_>) -> bool {
+    let ns = l
+        .spec
+        .allowed_routes
+        .as_ref()
+        .and_then(|a| a.namespaces.as_ref());
+    match ns.and_then(|n| n.from.as_deref()).unwrap_or("Same") {
+        "All" => true,
+        "Same" => gw_ns == route_ns,
+        "Selector" => ns.and_then(|n| n.selector.as_ref()).is_some_and(|sel| {
+            sel.matches(&world.namespace_labels(route_ns))
+                .unwrap_or(false)
+        }),
+        _ => false,
+    }
+}
+
+/// [HR-4] effective hostnames of a route on a listener; `*` stands for "any host".
+fn effective_hostnames(listener: Option<&str>, route: &[String]) -> Vec<String> {
+    let listener = listener.filter(|h| !h.is_empty());
+    if route.is_empty() {
+        return vec![listener.map_or_else(|| "*".to_string(), str::to_ascii_lowercase)];
+    }
+    let mut out: Vec<String> = route
+        .iter()
+        .filter_map(|h| hostname::intersect(listener, h))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}

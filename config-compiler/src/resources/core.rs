@@ -1,0 +1,121 @@
+//! Core Kubernetes kinds the gateway reads: Namespace, Service, EndpointSlice.
+
+use super::meta::ObjectMeta;
+use serde::{Deserialize, Serialize};
+
+/// A `v1` Namespace; only its labels matter.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct Namespace {
+    /// Metadata (name, labels).
+    pub metadata: ObjectMeta,
+}
+
+/// A `v1` Service.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct Service {
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// Spec.
+    #[serde(default)]
+    pub spec: ServiceSpec,
+}
+
+/// The fields of a Service spec we read.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSpec {
+    /// Ports.
+    #[serde(default)]
+    pub ports: Vec<ServicePort>,
+    /// Virtual IP, if any.
+    #[serde(default, rename = "clusterIP")]
+    pub cluster_ip: Option<String>,
+    /// All virtual IPs.
+    #[serde(default, rename = "clusterIPs")]
+    pub cluster_ips: Vec<String>,
+}
+
+/// A Service port.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePort {
+    /// Port name (matches EndpointSlice port names).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The service port.
+    pub port: u16,
+    /// Target port: a number or a container port name.
+    #[serde(default)]
+    pub target_port: Option<IntOrString>,
+    /// Application protocol, e.g. `kubernetes.io/h2c`.
+    #[serde(default)]
+    pub app_protocol: Option<String>,
+    /// `TCP` (default), `UDP` or `SCTP`.
+    #[serde(default)]
+    pub protocol: Option<String>,
+}
+
+/// A Kubernetes int-or-string value.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum IntOrString {
+    /// A number.
+    Int(u16),
+    /// A name.
+    String(String),
+}
+
+/// A `discovery.k8s.io/v1` EndpointSlice.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointSlice {
+    /// Metadata; the `kubernetes.io/service-name` label ties it to its Service.
+    pub metadata: ObjectMeta,
+    /// `IPv4`, `IPv6` or `FQDN`.
+    #[serde(default)]
+    pub address_type: Option<String>,
+    /// Endpoints.
+    #[serde(default)]
+    pub endpoints: Vec<EndpointSpec>,
+    /// Ports, named like the Service's ports.
+    #[serde(default)]
+    pub ports: Vec<EndpointPort>,
+}
+
+/// The label that ties an EndpointSlice to its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// One endpoint of a slice.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointSpec {
+    /// Addresses (all the same endpoint).
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// Readiness.
+    #[serde(default)]
+    pub conditions: EndpointConditions,
+}
+
+/// Endpoint conditions; an unset `ready` counts as ready, as Kubernetes says.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct EndpointConditions {
+    /// Ready to receive traffic.
+    #[serde(default)]
+    pub ready: Option<bool>,
+}
+
+/// A port of an EndpointSlice.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointPort {
+    /// Name, matching the Service port's name (empty for an unnamed port).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The port number on the endpoints.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Application protocol.
+    #[serde(default)]
+    pub app_protocol: Option<String>,
+}

@@ -1,0 +1,62 @@
+//! Input types: the Kubernetes objects as users write them (Gateway API, core), plus the loaded set.
+
+pub mod core;
+pub mod gateway;
+pub mod http_route;
+pub mod meta;
+pub mod reference_grant;
+
+pub use self::core::{EndpointSlice, Namespace, Service};
+pub use gateway::{Gateway, GatewayClass};
+pub use http_route::HttpRoute;
+pub use meta::{NsName, ObjectMeta, Source};
+pub use reference_grant::ReferenceGrant;
+
+/// One object plus where it was read from.
+#[derive(Debug, Clone)]
+pub struct Sourced<T> {
+    /// File and document it came from.
+    pub source: Source,
+    /// The object.
+    pub object: T,
+}
+
+/// Every object the loader accepted, grouped by kind, in a deterministic order.
+#[derive(Debug, Clone, Default)]
+pub struct Resources {
+    /// Namespaces (for their labels).
+    pub namespaces: Vec<Sourced<Namespace>>,
+    /// GatewayClasses.
+    pub gateway_classes: Vec<Sourced<GatewayClass>>,
+    /// Gateways.
+    pub gateways: Vec<Sourced<Gateway>>,
+    /// HTTPRoutes.
+    pub http_routes: Vec<Sourced<HttpRoute>>,
+    /// ReferenceGrants (v1 and v1beta1).
+    pub reference_grants: Vec<Sourced<ReferenceGrant>>,
+    /// Services.
+    pub services: Vec<Sourced<Service>>,
+    /// EndpointSlices.
+    pub endpoint_slices: Vec<Sourced<EndpointSlice>>,
+    /// One line per kind that was read but is not handled yet.
+    pub skipped: Vec<String>,
+}
+
+impl Resources {
+    /// Sort every list by namespace/name so compilation is deterministic whatever the file order.
+    pub fn sort(&mut self) {
+        fn by_key<T>(v: &mut [Sourced<T>], key: impl Fn(&T) -> &ObjectMeta) {
+            v.sort_by(|a, b| {
+                let (a, b) = (key(&a.object), key(&b.object));
+                (a.namespace(), &a.name).cmp(&(b.namespace(), &b.name))
+            });
+        }
+        by_key(&mut self.namespaces, |o| &o.metadata);
+        by_key(&mut self.gateway_classes, |o| &o.metadata);
+        by_key(&mut self.gateways, |o| &o.metadata);
+        by_key(&mut self.http_routes, |o| &o.metadata);
+        by_key(&mut self.reference_grants, |o| &o.metadata);
+        by_key(&mut self.services, |o| &o.metadata);
+        by_key(&mut self.endpoint_slices, |o| &o.metadata);
+    }
+}

@@ -1,0 +1,165 @@
+//! The Snapshot: the immutable, indexed world the proxy serves from, built by [`crate::compile`].
+
+use crate::hostname;
+use crate::request_match::RequestView;
+use crate::resources::NsName;
+use crate::route_table::{RouteEntry, RouteTable, VirtualHost};
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Everything the data plane needs, compiled and indexed. Deterministic for a given input.
+#[derive(Debug, Default, Serialize)]
+pub struct Snapshot {
+    /// Gateways this proxy serves, sorted by namespace/name.
+    pub gateways: Vec<GatewayIr>,
+    /// Upstream clusters, referenced by index from route backends.
+    pub clusters: Vec<Cluster>,
+}
+
+impl Snapshot {
+    /// The listeners of one Gateway on one port.
+    pub fn port(&self, gateway: &NsName, port: u16) -> Option<&PortIr> {
+        self.gateways
+            .iter()
+            .find(|g| g.namespace == gateway.namespace && g.name == gateway.name)?
+            .ports
+            .iter()
+            .find(|p| p.port == port)
+    }
+
+    /// Every (gateway, port) the proxy must listen on.
+    pub fn bind_keys(&self) -> Vec<(NsName, u16)> {
+        self.gateways
+            .iter()
+            .flat_map(|g| {
+                g.ports
+                    .iter()
+                    .map(move |p| (NsName::new(&g.namespace, &g.name), p.port))
+            })
+            .collect()
+    }
+
+    /// Total number of route entries, for logs.
+    pub fn route_count(&self) -> usize {
+        self.gateways
+            .iter()
+            .flat_map(|g| &g.ports)
+            .flat_map(|p| &p.listeners)
+            .map(|l| l.routes.len())
+            .sum()
+    }
+}
+
+/// One Gateway's programmed listeners, grouped by port.
+#[derive(Debug, Serialize)]
+pub struct GatewayIr {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Ports.
+    pub ports: Vec<PortIr>,
+}
+
+/// The listeners sharing one port, most specific hostname first ([GW-3]).
+#[derive(Debug, Serialize)]
+pub struct PortIr {
+    /// The port as configured on the Gateway.
+    pub port: u16,
+    /// Listeners.
+    pub listeners: Vec<ListenerIr>,
+}
+
+/// Why a request found no route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoRoute {
+    /// No listener on the port takes this host.
+    NoListener,
+    /// The listener has no routes for this host.
+    NoHost,
+    /// The host has routes but none matched.
+    NoMatch,
+}
+
+/// A successful route lookup.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteMatch<'a> {
+    /// The listener that took the request.
+    pub listener: &'a ListenerIr,
+    /// The virtual host.
+    pub virtual_host: &'a VirtualHost,
+    /// The winning entry.
+    pub entry: &'a RouteEntry,
+}
+
+impl PortIr {
+    /// The listener that takes a normalised host: the most specific whose hostname matches.
+    pub fn listener(&self, host: &str) -> Option<&ListenerIr> {
+        self.listeners.iter().find(|l| match l.hostname.as_deref() {
+            None => true,
+            Some(h) => hostname::matches(h, host),
+        })
+    }
+
+    /// Route a request: listener by host, virtual host, then the first matching entry.
+    pub fn route<'a>(&'a self, req: &RequestView<'_>) -> Result<RouteMatch<'a>, NoRoute> {
+        let listener = self.listener(req.host).ok_or(NoRoute::NoListener)?;
+        let virtual_host = listener
+            .routes
+            .virtual_host(req.host)
+            .ok_or(NoRoute::NoHost)?;
+        let entry = virtual_host.find(req).ok_or(NoRoute::NoMatch)?;
+        Ok(RouteMatch {
+            listener,
+            virtual_host,
+            entry,
+        })
+    }
+}
+
+/// One programmed listener.
+#[derive(Debug, Serialize)]
+pub struct ListenerIr {
+    /// Listener name.
+    pub name: String,
+    /// Hostname, if any.
+    pub hostname: Option<String>,
+    /// Protocol (`HTTP`).
+    pub protocol: String,
+    /// Port as configured.
+    pub port: u16,
+    /// Routes.
+    pub routes: RouteTable,
+}
+
+/// An upstream cluster: one Service port and its ready endpoints (Envoy's vocabulary).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cluster {
+    /// `outbound|<port>||<service>.<namespace>.svc.cluster.local`.
+    pub name: String,
+    /// The Service.
+    pub service: NsName,
+    /// The Service port.
+    pub port: u16,
+    /// The port's `appProtocol`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_protocol: Option<String>,
+    /// Ready endpoints.
+    pub endpoints: Vec<SocketAddr>,
+    /// Round-robin cursor (the only mutable thing, an atomic).
+    #[serde(skip)]
+    pub cursor: AtomicUsize,
+}
+
+impl Cluster {
+    /// The next endpoint, round-robin; `None` when there are no ready endpoints.
+    pub fn next_endpoint(&self) -> Option<SocketAddr> {
+        if self.endpoints.is_empty() {
+            return None;
+        }
+        let i = self.cursor.fetch_add(1, Ordering::Relaxed);
+        self.endpoints.get(i % self.endpoints.len()).copied()
+    }
+}

@@ -1,0 +1,181 @@
+//! Status conditions per object, in the shape the Gateway API defines and `/status` shows.
+
+use crate::resources::http_route::ParentRef;
+use serde::Serialize;
+
+/// One condition (`type`, `status`, `reason`, `message`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// Condition type, e.g. `Accepted`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    /// CamelCase reason.
+    pub reason: String,
+    /// Human-readable detail.
+    pub message: String,
+    /// The object's `metadata.generation`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+impl Condition {
+    /// A condition with status `True`/`False` from a bool.
+    pub fn new(kind: &str, ok: bool, reason: &str, message: impl Into<String>) -> Self {
+        Self {
+            kind: kind.to_string(),
+            status: if ok { "True" } else { "False" }.to_string(),
+            reason: reason.to_string(),
+            message: message.into(),
+            observed_generation: None,
+        }
+    }
+
+    /// Whether the status is `True`.
+    pub fn is_true(&self) -> bool {
+        self.status == "True"
+    }
+}
+
+/// Conditions keyed by type: setting a type replaces the previous condition of that type ([GW-9]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Conditions(pub Vec<Condition>);
+
+impl Conditions {
+    /// Set (or replace) the condition of this type.
+    pub fn set(&mut self, c: Condition) {
+        match self.0.iter_mut().find(|x| x.kind == c.kind) {
+            Some(slot) => *slot = c,
+            None => self.0.push(c),
+        }
+    }
+    /// The condition of this type.
+    pub fn get(&self, kind: &str) -> Option<&Condition> {
+        self.0.iter().find(|c| c.kind == kind)
+    }
+    /// Stamp every condition with the object's generation.
+    pub fn observe(&mut self, generation: Option<i64>) {
+        for c in &mut self.0 {
+            c.observed_generation = generation;
+        }
+    }
+}
+
+/// Status of one route parent.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParentStatus {
+    /// The parentRef as written.
+    pub parent_ref: ParentRef,
+    /// Our controller's name.
+    pub controller_name: String,
+    /// Accepted, ResolvedRefs, …
+    pub conditions: Conditions,
+}
+
+/// Status of one Gateway listener.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerStatus {
+    /// Listener name.
+    pub name: String,
+    /// The listener's port (not part of the Gateway API status shape).
+    #[serde(skip)]
+    pub port: u16,
+    /// Routes attached.
+    pub attached_routes: u32,
+    /// Route kinds this listener supports.
+    pub supported_kinds: Vec<String>,
+    /// Accepted, Programmed, ResolvedRefs, Conflicted.
+    pub conditions: Conditions,
+}
+
+/// Status of one object.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectStatus {
+    /// Kind.
+    pub kind: String,
+    /// Namespace (empty for cluster-scoped kinds).
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Object-level conditions.
+    pub conditions: Conditions,
+    /// Per-parent conditions (routes).
+    pub parents: Vec<ParentStatus>,
+    /// Per-listener conditions (Gateways).
+    pub listeners: Vec<ListenerStatus>,
+}
+
+impl ObjectStatus {
+    /// An empty status for an object.
+    pub fn new(kind: &str, namespace: &str, name: &str) -> Self {
+        Self {
+            kind: kind.to_string(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            conditions: Conditions::default(),
+            parents: Vec::new(),
+            listeners: Vec::new(),
+        }
+    }
+}
+
+/// Everything compilation has to say about the input.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StatusReport {
+    /// One entry per GatewayClass, Gateway and route we handle.
+    pub objects: Vec<ObjectStatus>,
+    /// Warnings (skipped kinds, ignored fields).
+    pub warnings: Vec<String>,
+}
+
+impl StatusReport {
+    /// The status of one object.
+    pub fn find(&self, kind: &str, namespace: &str, name: &str) -> Option<&ObjectStatus> {
+        self.objects
+            .iter()
+            .find(|o| o.kind == kind && o.namespace == namespace && o.name == name)
+    }
+
+    /// Every False condition that means the object (or part of it) is not served, as text lines.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for o in &self.objects {
+            let who = if o.namespace.is_empty() {
+                format!("{} {}", o.kind, o.name)
+            } else {
+                format!("{} {}/{}", o.kind, o.namespace, o.name)
+            };
+            let bad = |c: &Condition| {
+                (c.status == "False" && c.kind != "Conflicted")
+                    || (c.status == "True"
+                        && matches!(c.kind.as_str(), "Conflicted" | "PartiallyInvalid"))
+            };
+            for c in o.conditions.0.iter().filter(|c| bad(c)) {
+                out.push(format!("{who}: {} {}: {}", c.kind, c.reason, c.message));
+            }
+            for l in &o.listeners {
+                for c in l.conditions.0.iter().filter(|c| bad(c)) {
+                    out.push(format!(
+                        "{who}: listener {}: {} {}: {}",
+                        l.name, c.kind, c.reason, c.message
+                    ));
+                }
+            }
+            for p in &o.parents {
+                for c in p.conditions.0.iter().filter(|c| bad(c)) {
+                    out.push(format!(
+                        "{who}: parent {}: {} {}: {}",
+                        p.parent_ref.name, c.kind, c.reason, c.message
+                    ));
+                }
+            }
+        }
+        out
+    }
+}

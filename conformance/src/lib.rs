@@ -1,0 +1,3 @@
+//! Gateway API conformance support for waygate: the echo backend and (later) data-driven cases and reports.
+
+pub mod echo;

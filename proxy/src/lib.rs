@@ -1,0 +1,14 @@
+//! waygate: the data plane. Pingora-based listeners driven from the compiled Snapshot, hot reload,
+//! the admin server and the CLI's building blocks.
+
+pub mod admin;
+pub mod gateway;
+pub mod headers;
+pub mod listener;
+pub mod local_reply;
+pub mod proxy_app;
+pub mod reload;
+pub mod state;
+
+pub use gateway::{Gateway, GatewayOptions};
+pub use listener::BindPlan;

@@ -1,0 +1,224 @@
+//! The listener manager: binds one socket per Gateway port (or per shared address), serves each
+//! connection with Pingora's HTTP proxy app, and reconciles sockets with every new Snapshot
+//! without touching the ones that did not change.
+
+use crate::proxy_app::GatewayProxy;
+use crate::state::SharedState;
+use arc_swap::ArcSwap;
+use pingora::apps::ServerApp;
+use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
+use pingora::protocols::l4::stream::Stream as L4Stream;
+use pingora::protocols::{GetSocketDigest, SocketDigest};
+use pingora::proxy::{HttpProxy, http_proxy};
+use pingora::server::configuration::ServerConf;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use waygate_config::{NsName, Snapshot};
+
+/// Where each Gateway port is bound.
+#[derive(Clone)]
+pub enum BindPlan {
+    /// Every listener on this IP and its own configured port.
+    Address(IpAddr),
+    /// Each (gateway, port) gets its own ephemeral port on this IP (for tests).
+    Ephemeral(IpAddr),
+}
+
+/// Identity of a socket: a fixed address, or an ephemeral port for one Gateway port.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum SocketId {
+    Fixed(SocketAddr),
+    Ephemeral(IpAddr, NsName, u16),
+}
+
+struct Running {
+    addr: SocketAddr,
+    keys: Arc<ArcSwap<Vec<(NsName, u16)>>>,
+    accept: JoinHandle<()>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// A failure to bind a Gateway port.
+#[derive(Debug, Clone)]
+pub struct BindFailure {
+    /// The Gateway.
+    pub gateway: NsName,
+    /// The configured port.
+    pub port: u16,
+    /// The OS error.
+    pub error: String,
+}
+
+/// Owns the sockets. Reconcile is called after each published Snapshot.
+pub struct ListenerManager {
+    plan: BindPlan,
+    state: Arc<SharedState>,
+    conf: Arc<ServerConf>,
+    running: Mutex<HashMap<SocketId, Running>>,
+}
+
+impl ListenerManager {
+    /// A manager with no sockets yet.
+    pub fn new(plan: BindPlan, state: Arc<SharedState>) -> Self {
+        Self {
+            plan,
+            state,
+            conf: Arc::new(ServerConf::default()),
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn desired(&self, snapshot: &Snapshot) -> BTreeMap<SocketId, Vec<(NsName, u16)>> {
+        let mut out: BTreeMap<SocketId, Vec<(NsName, u16)>> = BTreeMap::new();
+        for (gw, port) in snapshot.bind_keys() {
+            let id = match self.plan {
+                BindPlan::Address(ip) => SocketId::Fixed(SocketAddr::new(ip, port)),
+                BindPlan::Ephemeral(ip) => SocketId::Ephemeral(ip, gw.clone(), port),
+            };
+            out.entry(id).or_default().push((gw, port));
+        }
+        out
+    }
+
+    /// Bring sockets in line with the Snapshot: bind new ones, regroup changed ones, close removed
+    /// ones (their open connections finish the request in flight). Returns bind failures.
+    pub async fn reconcile(&self, snapshot: &Snapshot) -> Vec<BindFailure> {
+        let desired = self.desired(snapshot);
+        let mut failures = Vec::new();
+        let mut to_bind = Vec::new();
+        {
+            let Ok(mut running) = self.running.lock() else {
+                return failures;
+            };
+            running.retain(|id, r| {
+                if desired.contains_key(id) {
+                    return true;
+                }
+                r.accept.abort();
+                let _ = r.shutdown.send(true);
+                tracing::info!(addr = %r.addr, "listener closed");
+                false
+            });
+            for (id, keys) in &desired {
+                match running.get(id) {
+                    Some(r) => {
+                        if **r.keys.load() != *keys {
+                            r.keys.store(Arc::new(keys.clone()));
+                        }
+                    }
+                    None => to_bind.push((id.clone(), keys.clone())),
+                }
+            }
+        }
+        for (id, keys) in to_bind {
+            let addr = match &id {
+                SocketId::Fixed(a) => *a,
+                SocketId::Ephemeral(ip, _, _) => SocketAddr::new(*ip, 0),
+            };
+            match self.bind(addr, keys.clone()).await {
+                Ok(r) => {
+                    tracing::info!(addr = %r.addr, "listener started");
+                    if let Ok(mut running) = self.running.lock() {
+                        running.insert(id, r);
+                    }
+                }
+                Err(e) => {
+                    for (gateway, port) in keys {
+                        failures.push(BindFailure {
+                            gateway,
+                            port,
+                            error: format!("bind {addr}: {e}"),
+                        });
+                    }
+                }
+            }
+        }
+        failures
+    }
+
+    async fn bind(&self, addr: SocketAddr, keys: Vec<(NsName, u16)>) -> std::io::Result<Running> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let keys = Arc::new(ArcSwap::from_pointee(keys));
+        let inner = GatewayProxy {
+            keys: keys.clone(),
+            state: self.state.clone(),
+        };
+        let mut proxy = http_proxy(&self.conf, inner);
+        let mut opts = pingora::apps::HttpServerOptions::default();
+        opts.h2c = true;
+        proxy.server_options = Some(opts);
+        let app = Arc::new(proxy);
+        let (shutdown, watch_rx) = watch::channel(false);
+        let accept = tokio::spawn(accept_loop(listener, app.clone(), watch_rx));
+        Ok(Running {
+            addr,
+            keys,
+            accept,
+            shutdown,
+        })
+    }
+
+    /// The address actually bound for a Gateway port.
+    pub fn bound_addr(&self, gateway: &NsName, port: u16) -> Option<SocketAddr> {
+        let running = self.running.lock().ok()?;
+        running
+            .values()
+            .find(|r| {
+                r.keys
+                    .load()
+                    .iter()
+                    .any(|(g, p)| g == gateway && *p == port)
+            })
+            .map(|r| r.addr)
+    }
+
+    /// Close every socket.
+    pub fn shutdown(&self) {
+        if let Ok(mut running) = self.running.lock() {
+            for (_, r) in running.drain() {
+                r.accept.abort();
+                let _ = r.shutdown.send(true);
+            }
+        }
+    }
+}
+
+impl Drop for ListenerManager {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    app: Arc<HttpProxy<GatewayProxy>>,
+    shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of file descriptors and similar: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let mut stream: L4Stream = tcp.into();
+        let digest = SocketDigest::from_raw_fd(stream.as_raw_fd());
+        let _ = digest.peer_addr.set(Some(PingoraAddr::Inet(peer)));
+        stream.set_socket_digest(digest);
+        let app = app.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            app.process_new(Box::new(stream), &shutdown).await;
+        });
+    }
+}

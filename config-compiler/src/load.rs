@@ -11,15 +11,30 @@ use std::path::{Path, PathBuf};
 ///
 /// Any syntax or schema error refuses the whole set: all errors are returned together.
 pub fn load_path(path: &Path) -> Result<Resources, LoadErrors> {
-    let files = config_files(path).map_err(|message| {
-        LoadErrors(vec![LoadError {
-            file: path.to_path_buf(),
-            document: None,
-            object: None,
-            field: None,
-            message,
-        }])
-    })?;
+    let (resources, errors) = load_path_partial(path);
+    if errors.is_empty() {
+        Ok(resources)
+    } else {
+        Err(LoadErrors(errors))
+    }
+}
+
+/// Load what can be loaded and report every error beside it (for `waygate check`, which shows
+/// both the files that do not parse and the status of the objects that did).
+pub fn load_path_partial(path: &Path) -> (Resources, Vec<LoadError>) {
+    let files = match config_files(path) {
+        Ok(f) => f,
+        Err(message) => {
+            let e = LoadError {
+                file: path.to_path_buf(),
+                document: None,
+                object: None,
+                field: None,
+                message,
+            };
+            return (Resources::default(), vec![e]);
+        }
+    };
     let mut loader = Loader::default();
     for file in files {
         match std::fs::read_to_string(&file) {
@@ -33,7 +48,7 @@ pub fn load_path(path: &Path) -> Result<Resources, LoadErrors> {
             }),
         }
     }
-    loader.finish()
+    loader.finish_partial()
 }
 
 /// Load from in-memory text (used for the built-in demo and tests); `name` is shown in errors.
@@ -190,17 +205,23 @@ impl Loader {
         }
     }
 
-    fn finish(mut self) -> Result<Resources, LoadErrors> {
-        if !self.errors.is_empty() {
-            return Err(LoadErrors(self.errors));
+    fn finish(self) -> Result<Resources, LoadErrors> {
+        let (resources, errors) = self.finish_partial();
+        if errors.is_empty() {
+            Ok(resources)
+        } else {
+            Err(LoadErrors(errors))
         }
+    }
+
+    fn finish_partial(mut self) -> (Resources, Vec<LoadError>) {
         self.resources.skipped = self
             .skipped_kinds
             .into_iter()
             .map(|k| format!("{k}: kind not handled yet, skipped"))
             .collect();
         self.resources.sort();
-        Ok(self.resources)
+        (self.resources, self.errors)
     }
 }
 

@@ -232,6 +232,7 @@ fn prefix_candidates(path: &str) -> impl Iterator<Item = &str> {
 
 /// The virtual hosts of a listener, indexed by hostname ([HR-5]).
 #[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RouteTable {
     /// Virtual hosts.
     pub virtual_hosts: Vec<VirtualHost>,

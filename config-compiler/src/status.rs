@@ -103,6 +103,9 @@ pub struct ObjectStatus {
     pub namespace: String,
     /// Name.
     pub name: String,
+    /// File and document it was read from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// Object-level conditions.
     pub conditions: Conditions,
     /// Per-parent conditions (routes).
@@ -118,6 +121,7 @@ impl ObjectStatus {
             kind: kind.to_string(),
             namespace: namespace.to_string(),
             name: name.to_string(),
+            source: None,
             conditions: Conditions::default(),
             parents: Vec::new(),
             listeners: Vec::new(),
@@ -146,11 +150,14 @@ impl StatusReport {
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
         for o in &self.objects {
-            let who = if o.namespace.is_empty() {
+            let mut who = if o.namespace.is_empty() {
                 format!("{} {}", o.kind, o.name)
             } else {
                 format!("{} {}/{}", o.kind, o.namespace, o.name)
             };
+            if let Some(src) = &o.source {
+                who = format!("{src}: {who}");
+            }
             let bad = |c: &Condition| {
                 (c.status == "False" && c.kind != "Conflicted")
                     || (c.status == "True"

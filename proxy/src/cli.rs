@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use waygate::BindPlan;
 use waygate::gateway::{ConfigSource, Gateway, GatewayOptions, build};
+
 use waygate_config::NsName;
 use waygate_config::explain::{ExplainRequest, explain};
 
@@ -124,16 +125,15 @@ pub fn main() -> ExitCode {
 }
 
 fn check(config: PathBuf, dump: bool, gateways: Vec<NsName>) -> anyhow::Result<ExitCode> {
-    let (snapshot, report) = match build(&ConfigSource::Path(config), &gateways) {
-        Ok(x) => x,
-        Err(errors) => {
-            for e in &errors.0 {
-                println!("error: {e}");
-            }
-            return Ok(ExitCode::FAILURE);
-        }
-    };
-    if dump {
+    // Compile what loads, so one run shows both the files that do not parse and the status of
+    // every object that did.
+    let (resources, load_errors) = waygate_config::load::load_path_partial(&config);
+    let options = waygate_config::CompileOptions { gateways };
+    let (snapshot, report) = waygate_config::compile(&resources, &options);
+    for e in &load_errors {
+        println!("error: {e}");
+    }
+    if dump && load_errors.is_empty() {
         println!("{}", serde_json::to_string_pretty(&snapshot)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -177,7 +177,7 @@ fn check(config: PathBuf, dump: bool, gateways: Vec<NsName>) -> anyhow::Result<E
         }
     }
     let problems = report.problems();
-    if problems.is_empty() {
+    if problems.is_empty() && load_errors.is_empty() {
         println!("ok: no errors");
         Ok(ExitCode::SUCCESS)
     } else {

@@ -55,6 +55,7 @@ fn is_ours(r: &Resources, gw: &Gateway) -> bool {
 /// A Gateway being compiled: its listeners' state, filled in by route attachment.
 pub(crate) struct CompiledGateway {
     pub id: NsName,
+    source: Option<String>,
     generation: Option<i64>,
     pub listeners: Vec<ListenerState>,
 }
@@ -103,7 +104,11 @@ pub(super) fn compile_gateways(
                 options.gateways.contains(&g.object.metadata.ns_name())
             }
         })
-        .map(|g| compile_gateway(&g.object))
+        .map(|g| {
+            let mut gw = compile_gateway(&g.object);
+            gw.source = Some(g.source.to_string());
+            gw
+        })
         .collect()
 }
 
@@ -133,6 +138,7 @@ fn compile_gateway(gw: &Gateway) -> CompiledGateway {
     }
     CompiledGateway {
         id: gw.metadata.ns_name(),
+        source: None,
         generation: gw.metadata.generation,
         listeners,
     }
@@ -305,6 +311,7 @@ impl CompiledGateway {
     /// Gateway status and its served part.
     pub(super) fn finish(self) -> (ObjectStatus, GatewayIr) {
         let mut status = ObjectStatus::new("Gateway", &self.id.namespace, &self.id.name);
+        status.source = self.source;
         let total = self.listeners.len();
         let good = self.listeners.iter().filter(|l| l.programmed).count();
         let accepted = if total == 0 || good == total {

@@ -20,7 +20,7 @@ pub(super) fn attach_routes(
 ) -> Vec<ObjectStatus> {
     let mut out = Vec::new();
     for route in &r.http_routes {
-        if let Some(s) = attach_route(&route.object, world, gateways, clusters) {
+        if let Some(s) = attach_route(&route.object, &route.source, world, gateways, clusters) {
             out.push(s);
         }
     }
@@ -29,6 +29,7 @@ pub(super) fn attach_routes(
 
 fn attach_route(
     route: &HttpRoute,
+    source: &crate::resources::Source,
     world: &World<'_>,
     gateways: &mut [CompiledGateway],
     clusters: &mut ClusterSet,
@@ -64,11 +65,11 @@ fn attach_route(
     let mut dropped: Vec<String> = Vec::new();
     let mut drop_reason = "UnsupportedValue";
     for (i, rule) in route.spec.rules.iter().enumerate() {
-        match compile_rule(&id, rule, world, clusters, &mut problems) {
+        match compile_rule(&id, i, rule, world, clusters, &mut problems) {
             Ok(c) => rules.push((i, c)),
             Err(e) => {
                 drop_reason = e.reason;
-                dropped.push(format!("rule {i}: {}", e.message));
+                dropped.push(e.message);
             }
         }
     }
@@ -80,6 +81,7 @@ fn attach_route(
         .collect();
 
     let mut status = ObjectStatus::new("HTTPRoute", route_ns, &meta.name);
+    status.source = Some(source.to_string());
     for (gi, parent) in ours {
         let mut conditions = Conditions::default();
         let accepted = if !bad_hostnames.is_empty() {

@@ -27,10 +27,29 @@ pub(super) struct RuleError {
     pub message: String,
 }
 
+impl RuleError {
+    /// Prefix the message with the field path it concerns.
+    fn at(mut self, field: String) -> Self {
+        self.message = format!("{field}: {}", self.message);
+        self
+    }
+}
+
 /// A backend reference that did not resolve ([HB-2]).
 pub(super) struct RefProblem {
     pub reason: &'static str,
     pub message: String,
+}
+
+/// A regex error on one line: the parser's multi-line report ends with the actual complaint.
+fn regex_error(e: &regex::Error) -> String {
+    let text = e.to_string();
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    last.trim().trim_start_matches("error: ").to_string()
 }
 
 fn invalid(reason: &'static str, message: impl Into<String>) -> RuleError {
@@ -43,6 +62,7 @@ fn invalid(reason: &'static str, message: impl Into<String>) -> RuleError {
 /// Compile one rule of the route `route` (namespace/name).
 pub(super) fn compile_rule(
     route: &NsName,
+    rule_index: usize,
     rule: &HttpRouteRule,
     world: &World<'_>,
     clusters: &mut ClusterSet,
@@ -58,10 +78,14 @@ pub(super) fn compile_rule(
     } else {
         rule.matches
             .iter()
-            .map(compile_match)
+            .enumerate()
+            .map(|(i, m)| {
+                compile_match(m).map_err(|e| e.at(format!("spec.rules[{rule_index}].matches[{i}]")))
+            })
             .collect::<Result<Vec<_>, _>>()?
     };
-    let filters = compile_filters(&rule.filters, &matches, false)?;
+    let filters = compile_filters(&rule.filters, &matches, false)
+        .map_err(|e| e.at(format!("spec.rules[{rule_index}].filters")))?;
     let redirects = filters
         .iter()
         .any(|f| matches!(f, Filter::RequestRedirect(_)));
@@ -69,11 +93,14 @@ pub(super) fn compile_rule(
         return Err(invalid(
             "UnsupportedValue",
             "RequestRedirect cannot be combined with backendRefs",
-        ));
+        )
+        .at(format!("spec.rules[{rule_index}]")));
     }
     let mut backends = Vec::with_capacity(rule.backend_refs.len());
-    for b in &rule.backend_refs {
-        let target = resolve_backend(route, b, world, clusters).unwrap_or_else(|p| {
+    for (bi, b) in rule.backend_refs.iter().enumerate() {
+        let field = format!("spec.rules[{rule_index}].backendRefs[{bi}]");
+        let target = resolve_backend(route, b, world, clusters).unwrap_or_else(|mut p| {
+            p.message = format!("{field}: {}", p.message);
             let reason = p.message.clone();
             problems.push(p);
             BackendTarget::Invalid { reason }
@@ -81,7 +108,8 @@ pub(super) fn compile_rule(
         backends.push(WeightedBackend {
             weight: b.weight.unwrap_or(1),
             target,
-            filters: compile_filters(&b.filters, &matches, true)?,
+            filters: compile_filters(&b.filters, &matches, true)
+                .map_err(|e| e.at(format!("{field}.filters")))?,
         });
     }
     let total_weight = backends.iter().map(|b| b.weight).sum();
@@ -126,7 +154,7 @@ fn compile_match(
             PathMatch::RegularExpression(anchored_regex(&value).map_err(|e| {
                 invalid(
                     "UnsupportedValue",
-                    format!("invalid path regex {value:?}: {e}"),
+                    format!("invalid path regex {value:?}: {}", regex_error(&e)),
                 )
             })?)
         }
@@ -196,7 +224,7 @@ fn string_match(h: &HttpHeaderMatch, what: &str) -> Result<StringMatch, RuleErro
             .map_err(|e| {
                 invalid(
                     "UnsupportedValue",
-                    format!("invalid {what} regex {:?}: {e}", h.value),
+                    format!("invalid {what} regex {:?}: {}", h.value, regex_error(&e)),
                 )
             }),
         other => Err(invalid(

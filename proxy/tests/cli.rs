@@ -1,0 +1,143 @@
+//! `waygate check` and `waygate explain` as a user runs them: the real binary on real files.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+use waygate::BindPlan;
+use waygate::gateway::{ConfigSource, Gateway, GatewayOptions};
+
+const BAD_REGEX_ROUTE: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: bad-regex, namespace: apps}
+spec:
+  parentRefs: [{name: gw, namespace: infra}]
+  rules:
+  - matches: [{path: {type: RegularExpression, value: "/v[0-9+"}}]
+    backendRefs: [{name: a, port: 8080}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: good, namespace: apps}
+spec:
+  parentRefs: [{name: gw, namespace: infra}]
+  rules:
+  - matches: [{path: {value: /good}}]
+    backendRefs: [{name: a, port: 8080}]
+"#;
+
+fn waygate(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_waygate"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[tokio::test]
+async fn check_reports_broken_yaml_and_bad_regex_then_run_serves_the_rest() {
+    let a = echo("apps", "a", "a-pod").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("gateway.yaml"),
+        gateway_yaml() + &service_yaml("apps", "a", &[a.addr]),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("routes.yaml"), BAD_REGEX_ROUTE).unwrap();
+    std::fs::write(
+        dir.path().join("broken.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata: {name: x, namespace: apps}\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: y\n   namespace: bad-indent\n",
+    )
+    .unwrap();
+    let path = dir.path().to_str().unwrap();
+
+    let (code, out) = waygate(&["check", "--config", path]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("broken.yaml: document 1: ") && out.contains("not valid YAML"),
+        "{out}"
+    );
+    assert!(
+        out.contains("routes.yaml (document 0): HTTPRoute apps/bad-regex")
+            && out.contains("spec.rules[0].matches[0]: invalid path regex \"/v[0-9+\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("Accepted=True Accepted"),
+        "the good route is listed as accepted:\n{out}"
+    );
+
+    // Without the broken file: `run` serves the valid route, the bad-regex one is not accepted.
+    std::fs::remove_file(dir.path().join("broken.yaml")).unwrap();
+    let gw = Gateway::start(GatewayOptions {
+        source: ConfigSource::Path(dir.path().to_path_buf()),
+        bind: BindPlan::Ephemeral("127.0.0.1".parse().unwrap()),
+        admin: Some("127.0.0.1:0".parse().unwrap()),
+        gateways: vec![],
+        watch: false,
+    })
+    .await
+    .unwrap();
+    assert_eq!(get(gw_addr(&gw), "a.io", "/good").await.status, 200);
+    let status = gw.state().status();
+    let bad = status
+        .report
+        .find("HTTPRoute", "apps", "bad-regex")
+        .unwrap();
+    let accepted = bad.parents[0].conditions.get("Accepted").unwrap();
+    assert_eq!(
+        (accepted.status.as_str(), accepted.reason.as_str()),
+        ("False", "UnsupportedValue")
+    );
+    assert!(accepted.message.contains("invalid path regex"));
+
+    let (code, out) = waygate(&["check", "--config", path]);
+    assert_eq!(code, 1, "the bad regex alone still fails check:\n{out}");
+}
+
+#[test]
+fn explain_names_the_winner_and_the_first_failed_condition() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.yaml");
+    std::fs::write(
+        &file,
+        gateway_yaml()
+            + &service_yaml("apps", "a", &[])
+            + r#"---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: api, namespace: apps}
+spec:
+  parentRefs: [{name: gw, namespace: infra}]
+  hostnames: [shop.example.com]
+  rules:
+  - matches: [{path: {value: /api}, method: POST}]
+    backendRefs: [{name: a, port: 8080}]
+  - matches: [{path: {value: /}}]
+    backendRefs: [{name: a, port: 8080}]
+"#,
+    )
+    .unwrap();
+    let (code, out) = waygate(&[
+        "explain",
+        "--config",
+        file.to_str().unwrap(),
+        "--listener",
+        "infra/gw/http",
+        "GET http://shop.example.com/api/items",
+        "-H",
+        "x-test: 1",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("routed by HTTPRoute apps/api rule 1 match 0"),
+        "{out}"
+    );
+    assert!(
+        out.contains("rule 0 match 0 [PathPrefix /api, method POST]: method is not POST"),
+        "{out}"
+    );
+}

@@ -87,7 +87,8 @@ pub struct ListenerStatus {
     pub port: u16,
     /// Routes attached.
     pub attached_routes: u32,
-    /// Route kinds this listener supports.
+    /// Route kinds this listener supports (shown as `[{group, kind}]`, the Gateway API shape).
+    #[serde(serialize_with = "ser_kinds")]
     pub supported_kinds: Vec<String>,
     /// Accepted, Programmed, ResolvedRefs, Conflicted.
     pub conditions: Conditions,
@@ -185,4 +186,12 @@ impl StatusReport {
         }
         out
     }
+}
+
+fn ser_kinds<S: serde::Serializer>(kinds: &[String], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(
+        kinds
+            .iter()
+            .map(|k| serde_json::json!({"group": crate::compile::GATEWAY_GROUP, "kind": k})),
+    )
 }

@@ -58,25 +58,114 @@ fn route_conditions(report: &StatusReport, ns: &str) -> ((String, String), (Stri
 #[test]
 fn attachment_table_hr_1_hr_2_gw_6() {
     let svc = "{name: svc, port: 8080}";
-    let rows: &[(&str, &str, &str, &str, (&str, &str), (&str, &str))] = &[
+    type Row<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a str,
+        (&'a str, &'a str),
+        (&'a str, &'a str),
+    );
+    let rows: &[Row] = &[
         // (route ns, parentRef, hostnames, backend, Accepted, ResolvedRefs)
-        ("apps", "{name: gw, namespace: infra, sectionName: all}", "[a.all.io]", svc, ("True", "Accepted"), ("True", "ResolvedRefs")),
-        ("apps", "{name: gw, namespace: infra, sectionName: same}", "[]", svc, ("False", "NotAllowedByListeners"), ("True", "ResolvedRefs")),
-        ("apps", "{name: gw, namespace: infra, sectionName: nope}", "[]", svc, ("False", "NoMatchingParent"), ("True", "ResolvedRefs")),
-        ("apps", "{name: gw, namespace: infra, port: 9999}", "[]", svc, ("False", "NoMatchingParent"), ("True", "ResolvedRefs")),
-        ("apps", "{name: gw, namespace: infra, sectionName: all}", "[b.other.io]", svc, ("False", "NoMatchingListenerHostname"), ("True", "ResolvedRefs")),
-        ("apps", "{name: gw, namespace: infra, sectionName: sel}", "[]", svc, ("True", "Accepted"), ("True", "ResolvedRefs")),
-        ("infra", "{name: gw, sectionName: sel}", "[]", "{name: other, port: 8080}", ("False", "NotAllowedByListeners"), ("True", "ResolvedRefs")),
-        ("apps", "{name: gw, namespace: infra, port: 8080}", "[]", "{name: missing, port: 8080}", ("True", "Accepted"), ("False", "BackendNotFound")),
-        ("apps", "{name: gw, namespace: infra, port: 8080}", "[]", "{name: other, namespace: infra, port: 8080}", ("True", "Accepted"), ("False", "RefNotPermitted")),
-        ("apps", "{name: gw, namespace: infra, port: 8080}", "[]", "{kind: Pod, name: svc, port: 8080}", ("True", "Accepted"), ("False", "InvalidKind")),
-        ("apps", "{name: gw, namespace: infra, port: 8080}", "[]", "{name: svc, port: 1}", ("True", "Accepted"), ("False", "BackendNotFound")),
+        (
+            "apps",
+            "{name: gw, namespace: infra, sectionName: all}",
+            "[a.all.io]",
+            svc,
+            ("True", "Accepted"),
+            ("True", "ResolvedRefs"),
+        ),
+        (
+            "apps",
+            "{name: gw, namespace: infra, sectionName: same}",
+            "[]",
+            svc,
+            ("False", "NotAllowedByListeners"),
+            ("True", "ResolvedRefs"),
+        ),
+        (
+            "apps",
+            "{name: gw, namespace: infra, sectionName: nope}",
+            "[]",
+            svc,
+            ("False", "NoMatchingParent"),
+            ("True", "ResolvedRefs"),
+        ),
+        (
+            "apps",
+            "{name: gw, namespace: infra, port: 9999}",
+            "[]",
+            svc,
+            ("False", "NoMatchingParent"),
+            ("True", "ResolvedRefs"),
+        ),
+        (
+            "apps",
+            "{name: gw, namespace: infra, sectionName: all}",
+            "[b.other.io]",
+            svc,
+            ("False", "NoMatchingListenerHostname"),
+            ("True", "ResolvedRefs"),
+        ),
+        (
+            "apps",
+            "{name: gw, namespace: infra, sectionName: sel}",
+            "[]",
+            svc,
+            ("True", "Accepted"),
+            ("True", "ResolvedRefs"),
+        ),
+        (
+            "infra",
+            "{name: gw, sectionName: sel}",
+            "[]",
+            "{name: other, port: 8080}",
+            ("False", "NotAllowedByListeners"),
+            ("True", "ResolvedRefs"),
+        ),
+        (
+            "apps",
+            "{name: gw, namespace: infra, port: 8080}",
+            "[]",
+            "{name: missing, port: 8080}",
+            ("True", "Accepted"),
+            ("False", "BackendNotFound"),
+        ),
+        (
+            "apps",
+            "{name: gw, namespace: infra, port: 8080}",
+            "[]",
+            "{name: other, namespace: infra, port: 8080}",
+            ("True", "Accepted"),
+            ("False", "RefNotPermitted"),
+        ),
+        (
+            "apps",
+            "{name: gw, namespace: infra, port: 8080}",
+            "[]",
+            "{kind: Pod, name: svc, port: 8080}",
+            ("True", "Accepted"),
+            ("False", "InvalidKind"),
+        ),
+        (
+            "apps",
+            "{name: gw, namespace: infra, port: 8080}",
+            "[]",
+            "{name: svc, port: 1}",
+            ("True", "Accepted"),
+            ("False", "BackendNotFound"),
+        ),
     ];
     for (i, (ns, parent, hosts, backend, accepted, resolved)) in rows.iter().enumerate() {
         let (_, report) = build(&route(ns, parent, hosts, backend));
         let (a, r) = route_conditions(&report, ns);
         assert_eq!((a.0.as_str(), a.1.as_str()), *accepted, "row {i}: Accepted");
-        assert_eq!((r.0.as_str(), r.1.as_str()), *resolved, "row {i}: ResolvedRefs");
+        assert_eq!(
+            (r.0.as_str(), r.1.as_str()),
+            *resolved,
+            "row {i}: ResolvedRefs"
+        );
     }
 }
 
@@ -91,34 +180,83 @@ spec:
   from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: apps}]
   to: [{group: "", kind: Service, name: other}]
 "#;
-    let r = route("apps", "{name: gw, namespace: infra, port: 8080}", "[]", "{name: other, namespace: infra, port: 8080}") + grant;
+    let r = route(
+        "apps",
+        "{name: gw, namespace: infra, port: 8080}",
+        "[]",
+        "{name: other, namespace: infra, port: 8080}",
+    ) + grant;
     let (snapshot, report) = build(&r);
     let (_, resolved) = route_conditions(&report, "apps");
     assert_eq!(resolved.0, "True");
-    assert_eq!(snapshot.clusters[0].name, "outbound|8080||other.infra.svc.cluster.local");
+    assert_eq!(
+        snapshot.clusters[0].name,
+        "outbound|8080||other.infra.svc.cluster.local"
+    );
 }
 
 #[test]
 fn conditions_carry_observed_generation_gw_9() {
-    let (_, report) = build(&route("apps", "{name: gw, namespace: infra, sectionName: sel}", "[]", "{name: svc, port: 8080}"));
+    let (_, report) = build(&route(
+        "apps",
+        "{name: gw, namespace: infra, sectionName: sel}",
+        "[]",
+        "{name: svc, port: 8080}",
+    ));
     let gw = report.find("Gateway", "infra", "gw").unwrap();
-    assert!(gw.conditions.0.iter().all(|c| c.observed_generation == Some(3)));
-    assert!(gw.listeners.iter().flat_map(|l| &l.conditions.0).all(|c| c.observed_generation == Some(3)));
+    assert!(
+        gw.conditions
+            .0
+            .iter()
+            .all(|c| c.observed_generation == Some(3))
+    );
+    assert!(
+        gw.listeners
+            .iter()
+            .flat_map(|l| &l.conditions.0)
+            .all(|c| c.observed_generation == Some(3))
+    );
     let r = report.find("HTTPRoute", "apps", "r").unwrap();
-    assert!(r.parents[0].conditions.0.iter().all(|c| c.observed_generation == Some(7)));
-    assert_eq!(r.parents[0].parent_ref.group.as_deref(), Some("gateway.networking.k8s.io"));
+    assert!(
+        r.parents[0]
+            .conditions
+            .0
+            .iter()
+            .all(|c| c.observed_generation == Some(7))
+    );
+    assert_eq!(
+        r.parents[0].parent_ref.group.as_deref(),
+        Some("gateway.networking.k8s.io")
+    );
     assert_eq!(r.parents[0].parent_ref.kind.as_deref(), Some("Gateway"));
 }
 
 #[test]
 fn attached_routes_and_effective_hostnames_hr_4() {
-    let (snapshot, report) = build(&route("apps", "{name: gw, namespace: infra}", "[x.all.io, \"*.all.io\", nomatch.io]", "{name: svc, port: 8080}"));
+    let (snapshot, report) = build(&route(
+        "apps",
+        "{name: gw, namespace: infra}",
+        "[x.all.io, \"*.all.io\", nomatch.io]",
+        "{name: svc, port: 8080}",
+    ));
     let gw = report.find("Gateway", "infra", "gw").unwrap();
-    let attached: Vec<(String, u32)> = gw.listeners.iter().map(|l| (l.name.clone(), l.attached_routes)).collect();
-    assert_eq!(attached, [("same".into(), 0), ("all".into(), 1), ("sel".into(), 1)]);
+    let attached: Vec<(String, u32)> = gw
+        .listeners
+        .iter()
+        .map(|l| (l.name.clone(), l.attached_routes))
+        .collect();
+    assert_eq!(
+        attached,
+        [("same".into(), 0), ("all".into(), 1), ("sel".into(), 1)]
+    );
     let port80 = &snapshot.gateways[0].ports[0];
     let all = port80.listeners.iter().find(|l| l.name == "all").unwrap();
-    let hosts: Vec<&str> = all.routes.virtual_hosts.iter().map(|v| v.hostname.as_str()).collect();
+    let hosts: Vec<&str> = all
+        .routes
+        .virtual_hosts
+        .iter()
+        .map(|v| v.hostname.as_str())
+        .collect();
     assert_eq!(hosts, ["x.all.io", "*.all.io"]);
     // Listener order on a port: exact hostname before wildcard ([GW-3]).
     let names: Vec<&str> = port80.listeners.iter().map(|l| l.name.as_str()).collect();
@@ -140,7 +278,10 @@ spec:
   - {name: d, port: 82, protocol: HTTP, allowedRoutes: {kinds: [{kind: InvalidRoute}, {kind: HTTPRoute}]}}
   - {name: e, port: 83, protocol: SCTP}
 "#;
-    let (snapshot, report) = compile(&load_str("g.yaml", text).unwrap(), &CompileOptions::default());
+    let (snapshot, report) = compile(
+        &load_str("g.yaml", text).unwrap(),
+        &CompileOptions::default(),
+    );
     let gw = report.find("Gateway", "infra", "gw").unwrap();
     let cond = |l: usize, t: &str| {
         let c = gw.listeners[l].conditions.get(t).unwrap();
@@ -154,9 +295,16 @@ spec:
     assert_eq!(gw.listeners[3].supported_kinds, ["HTTPRoute"]);
     assert_eq!(cond(4, "Accepted"), ("False", "UnsupportedProtocol"));
     let accepted = gw.conditions.get("Accepted").unwrap();
-    assert_eq!((accepted.status.as_str(), accepted.reason.as_str()), ("True", "ListenersNotValid"));
+    assert_eq!(
+        (accepted.status.as_str(), accepted.reason.as_str()),
+        ("True", "ListenersNotValid")
+    );
     let ports: Vec<u16> = snapshot.gateways[0].ports.iter().map(|p| p.port).collect();
-    assert_eq!(ports, [81, 82], "conflicted and unsupported listeners are not served");
+    assert_eq!(
+        ports,
+        [81, 82],
+        "conflicted and unsupported listeners are not served"
+    );
 }
 
 #[test]
@@ -186,8 +334,19 @@ spec: {gatewayClassName: istio-waypoint, listeners: [{name: h, port: 82, protoco
     let (snapshot, report) = compile(&r, &CompileOptions::default());
     let names: Vec<&str> = snapshot.gateways.iter().map(|g| g.name.as_str()).collect();
     assert_eq!(names, ["a", "c"]);
-    assert_eq!(report.find("GatewayClass", "", "custom").unwrap().conditions.get("Accepted").unwrap().status, "True");
-    let only_b = CompileOptions { gateways: vec![waygate_config::NsName::new("x", "b")] };
+    assert_eq!(
+        report
+            .find("GatewayClass", "", "custom")
+            .unwrap()
+            .conditions
+            .get("Accepted")
+            .unwrap()
+            .status,
+        "True"
+    );
+    let only_b = CompileOptions {
+        gateways: vec![waygate_config::NsName::new("x", "b")],
+    };
     let (snapshot, _) = compile(&r, &only_b);
     assert_eq!(snapshot.gateways.len(), 1);
     assert_eq!(snapshot.gateways[0].name, "b");
@@ -195,7 +354,12 @@ spec: {gatewayClassName: istio-waypoint, listeners: [{name: h, port: 82, protoco
 
 #[test]
 fn compile_is_deterministic_whatever_the_document_order() {
-    let extra = route("apps", "{name: gw, namespace: infra}", "[]", "{name: svc, port: 8080}");
+    let extra = route(
+        "apps",
+        "{name: gw, namespace: infra}",
+        "[]",
+        "{name: svc, port: 8080}",
+    );
     let a = format!("{BASE}\n---\n{extra}");
     let mut docs: Vec<&str> = a.split("\n---\n").collect();
     docs.reverse();
@@ -203,7 +367,10 @@ fn compile_is_deterministic_whatever_the_document_order() {
     let opts = CompileOptions::default();
     let (sa, ra) = compile(&load_str("a.yaml", &a).unwrap(), &opts);
     let (sb, rb) = compile(&load_str("a.yaml", &b).unwrap(), &opts);
-    assert_eq!(serde_json::to_string(&sa).unwrap(), serde_json::to_string(&sb).unwrap());
+    assert_eq!(
+        serde_json::to_string(&sa).unwrap(),
+        serde_json::to_string(&sb).unwrap()
+    );
     // Statuses carry the document index as source; compare without it.
     let strip = |r: &StatusReport| {
         let mut v = serde_json::to_value(&r.objects).unwrap();
@@ -239,8 +406,22 @@ spec:
     let partial = c.get("PartiallyInvalid").unwrap();
     assert_eq!(partial.status, "True");
     assert!(partial.message.starts_with("Dropped Rule"));
-    assert!(partial.message.contains("spec.rules[0].matches[0]"), "{}", partial.message);
-    assert!(partial.message.contains("unknown method \"FETCH\""), "{}", partial.message);
-    assert!(partial.message.contains("spec.rules[2]: RequestRedirect cannot be combined"), "{}", partial.message);
+    assert!(
+        partial.message.contains("spec.rules[0].matches[0]"),
+        "{}",
+        partial.message
+    );
+    assert!(
+        partial.message.contains("unknown method \"FETCH\""),
+        "{}",
+        partial.message
+    );
+    assert!(
+        partial
+            .message
+            .contains("spec.rules[2]: RequestRedirect cannot be combined"),
+        "{}",
+        partial.message
+    );
     assert_eq!(snapshot.route_count(), 1);
 }

@@ -1,3 +1,4 @@
-//! Gateway API conformance support for waygate: the echo backend and (later) data-driven cases and reports.
+//! Gateway API conformance support for waygate: the echo backend, and the report the data-driven cases roll up into.
 
 pub mod echo;
+pub mod report;

@@ -19,6 +19,16 @@ pub const ISTIO_CLASSES: [&str; 2] = ["istio", "istio-waypoint"];
 /// Route kinds a listener can hold in this build.
 const SUPPORTED_KINDS: [&str; 1] = ["HTTPRoute"];
 
+/// The route kinds this build supports on a listener of `protocol` ([GW-6]): HTTPRoute on HTTP(S)
+/// (and HBONE); none on TLS, TCP, UDP (their route kinds are not supported yet) or an unknown
+/// protocol.
+fn kinds_for(protocol: &str) -> &'static [&'static str] {
+    match protocol {
+        "HTTP" | "HTTPS" | "HBONE" => &SUPPORTED_KINDS,
+        _ => &[],
+    }
+}
+
 /// Status of the GatewayClasses that name one of our controllers ([GC-1]).
 pub(super) fn class_status(r: &Resources) -> Vec<ObjectStatus> {
     r.gateway_classes
@@ -200,13 +210,14 @@ fn validate_listener(spec: &ListenerSpec) -> ListenerState {
     }
 
     // [GW-6] allowedRoutes.kinds: default by protocol; unknown kinds → InvalidRouteKinds.
+    let kinds_here = kinds_for(&spec.protocol);
     let mut supported = Vec::new();
     let mut invalid = Vec::new();
     match spec.allowed_routes.as_ref().and_then(|a| a.kinds.as_ref()) {
         Some(kinds) if !kinds.is_empty() => {
             for k in kinds {
                 let group = k.group.as_deref().unwrap_or(GATEWAY_GROUP);
-                if group == GATEWAY_GROUP && SUPPORTED_KINDS.contains(&k.kind.as_str()) {
+                if group == GATEWAY_GROUP && kinds_here.contains(&k.kind.as_str()) {
                     if !supported.contains(&k.kind) {
                         supported.push(k.kind.clone());
                     }
@@ -215,7 +226,7 @@ fn validate_listener(spec: &ListenerSpec) -> ListenerState {
                 }
             }
         }
-        _ => supported.extend(SUPPORTED_KINDS.iter().map(|k| k.to_string())),
+        _ => supported.extend(kinds_here.iter().map(|k| k.to_string())),
     }
     if invalid.is_empty() {
         c.set(Condition::new(
@@ -400,5 +411,55 @@ impl CompiledGateway {
             ports,
         };
         (status, ir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::gateway::{AllowedRoutes, RouteGroupKind};
+
+    fn listener(protocol: &str, kinds: Option<&[&str]>) -> ListenerState {
+        validate_listener(&ListenerSpec {
+            name: "l".into(),
+            port: 80,
+            protocol: protocol.into(),
+            allowed_routes: kinds.map(|ks| AllowedRoutes {
+                namespaces: None,
+                kinds: Some(
+                    ks.iter()
+                        .map(|k| RouteGroupKind {
+                            group: None,
+                            kind: k.to_string(),
+                        })
+                        .collect(),
+                ),
+            }),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn supported_kinds_follow_the_protocol_gw_6() {
+        assert_eq!(listener("HTTP", None).status.supported_kinds, ["HTTPRoute"]);
+        assert_eq!(
+            listener("HTTPS", None).status.supported_kinds,
+            ["HTTPRoute"]
+        );
+        for p in ["TCP", "UDP", "TLS", "INVALID"] {
+            let l = listener(p, None);
+            assert!(l.status.supported_kinds.is_empty(), "{p}");
+            assert!(
+                l.status
+                    .conditions
+                    .get("ResolvedRefs")
+                    .is_some_and(|c| c.is_true())
+            );
+        }
+        // HTTPRoute named explicitly on a TCP listener is not a kind it can hold.
+        let l = listener("TCP", Some(&["HTTPRoute"]));
+        assert!(l.status.supported_kinds.is_empty());
+        let c = l.status.conditions.get("ResolvedRefs");
+        assert_eq!(c.map(|c| c.reason.as_str()), Some("InvalidRouteKinds"));
     }
 }

@@ -1,0 +1,317 @@
+//! The Gateway API conformance cases (`conformance/cases/*.yaml`), run against the real proxy with
+//! echo backends on loopback; writes `conformance/report.yaml` in the upstream report shape.
+//!
+//! Each case gets its own gateway, echo pods and config file, and runs after the previous one ends
+//! (sequential keeps it reliable on small machines). A case's steps rewrite the config file and
+//! call `reload()`, so nothing depends on file watching or timing.
+
+#[path = "conformance/case.rs"]
+mod case;
+#[path = "conformance/checks.rs"]
+mod checks;
+#[path = "conformance/client.rs"]
+mod client;
+#[path = "conformance/traffic.rs"]
+mod traffic;
+#[path = "conformance/world.rs"]
+mod world;
+
+use case::Case;
+use serde_yaml_ng::Value;
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use waygate::BindPlan;
+use waygate::gateway::{ConfigSource, Gateway, GatewayOptions};
+use waygate_conformance::report::{self, CaseOutcome, Outcome};
+use world::World;
+
+/// What happened in one case.
+struct CaseRun {
+    failures: Vec<String>,
+    skipped: Vec<String>,
+}
+
+impl CaseRun {
+    fn outcome(&self) -> Outcome {
+        if !self.failures.is_empty() {
+            Outcome::Failed
+        } else if !self.skipped.is_empty() {
+            Outcome::Skipped
+        } else {
+            Outcome::Passed
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn case_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn load_case(path: &Path) -> Result<Case, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let case: Case =
+        serde_yaml_ng::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    if case.name != stem {
+        return Err(format!(
+            "{}: name {:?} differs from the file name",
+            path.display(),
+            case.name
+        ));
+    }
+    Ok(case)
+}
+
+/// The base and case manifests must load together even when the case is skipped, so a skipped
+/// case stays ready to enable.
+fn validate_manifests(base_text: &str, case: &Case) -> Vec<String> {
+    let mut errs = Vec::new();
+    for (i, step) in case.phases().iter().enumerate() {
+        let Some(m) = &step.manifests else { continue };
+        let text = format!("{base_text}\n---\n{m}");
+        if let Err(e) = waygate_config::load_str(&format!("{} step {i}", case.name), &text) {
+            errs.push(format!("manifests do not load: {e}"));
+        }
+    }
+    errs
+}
+
+async fn run_case(base: &[Value], case: &Case) -> CaseRun {
+    let mut run = CaseRun {
+        failures: Vec::new(),
+        skipped: Vec::new(),
+    };
+    let mut world = match World::new(&case.name) {
+        Ok(w) => w,
+        Err(e) => {
+            run.failures.push(e);
+            return run;
+        }
+    };
+    let default_gw = case
+        .gateway
+        .clone()
+        .unwrap_or_else(|| traffic::DEFAULT_GATEWAY.to_string());
+    let mut gateway: Option<Arc<Gateway>> = None;
+    for (i, step) in case.phases().iter().enumerate() {
+        let label = match &step.description {
+            Some(d) => format!("step {i} ({d})"),
+            None => format!("step {i}"),
+        };
+        if let Some(m) = &step.manifests {
+            let applied = async {
+                let docs = world::parse_docs(&case.name, m)?;
+                world.apply(base, &docs, &case.endpoints).await?;
+                match &gateway {
+                    None => {
+                        let gw = Gateway::start(GatewayOptions {
+                            source: ConfigSource::Path(world.file.clone()),
+                            bind: BindPlan::Ephemeral(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                            admin: None,
+                            gateways: vec![],
+                            watch: false,
+                        })
+                        .await
+                        .map_err(|e| format!("gateway does not start: {e:#}"))?;
+                        gateway = Some(gw);
+                    }
+                    Some(gw) => gw
+                        .reload()
+                        .await
+                        .map_err(|e| format!("reload refused: {e}"))?,
+                }
+                Ok::<(), String>(())
+            }
+            .await;
+            if let Err(e) = applied {
+                run.failures.push(format!("{label}: {e}"));
+                break;
+            }
+        }
+        let Some(gw) = &gateway else {
+            run.failures.push(format!("{label}: no manifests applied"));
+            break;
+        };
+        if let Some(reason) = &step.skip {
+            run.skipped.push(format!("{label}: {reason}"));
+            continue;
+        }
+        let status = gw.state().status();
+        let ctx = checks::Ctx {
+            report: &status.report,
+            world: &world,
+            gateway: gw,
+        };
+        for check in &step.checks {
+            let what = checks::describe(check);
+            if let Some(reason) = &check.skip {
+                run.skipped.push(format!("{label}: check {what}: {reason}"));
+                continue;
+            }
+            if let Err(e) = checks::run(&ctx, check) {
+                run.failures.push(format!("{label}: check {what}: {e}"));
+            }
+        }
+        for r in &step.requests {
+            let what = traffic::describe(r, &default_gw);
+            if let Some(reason) = &r.skip {
+                run.skipped
+                    .push(format!("{label}: request {what}: {reason}"));
+                continue;
+            }
+            if let Err(e) = traffic::request(gw, &world, &default_gw, r).await {
+                run.failures.push(format!("{label}: request {what}: {e}"));
+            }
+        }
+        for d in &step.distributions {
+            let what = format!("distribution of {} over {:?}", d.path, d.weights);
+            if let Some(reason) = &d.skip {
+                run.skipped.push(format!("{label}: {what}: {reason}"));
+                continue;
+            }
+            if let Err(e) = traffic::distribution(gw, &world, &default_gw, d).await {
+                run.failures.push(format!("{label}: {what}: {e}"));
+            }
+        }
+    }
+    // Close the gateway before its pods and config folder go.
+    drop(gateway);
+    drop(world);
+    run
+}
+
+/// Write the report, keeping the previous date when nothing else changed so the file only
+/// changes when results do.
+fn write_report(outcomes: &[CaseOutcome]) -> Result<(), String> {
+    let path = root().join("report.yaml");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut r = report::build(
+        outcomes,
+        env!("CARGO_PKG_VERSION"),
+        report::rfc3339_utc(now),
+    );
+    if let Ok(old_text) = std::fs::read_to_string(&path)
+        && let Ok(old) = serde_yaml_ng::from_str::<Value>(&old_text)
+        && let Some(old_date) = old.get("date").and_then(Value::as_str)
+    {
+        let mut candidate = r.clone();
+        candidate.date = old_date.to_string();
+        let same = serde_yaml_ng::to_value(&candidate).is_ok_and(|v| v == old);
+        if same {
+            r = candidate;
+        }
+    }
+    let text = serde_yaml_ng::to_string(&r).map_err(|e| e.to_string())?;
+    let text = format!(
+        "# Generated by `cargo test -p waygate-conformance` (conformance/tests/conformance.rs); do not edit.\n{text}"
+    );
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_api_conformance_cases() {
+    let base_path = root().join("base.yaml");
+    let base_text = std::fs::read_to_string(&base_path)
+        .unwrap_or_else(|e| panic!("{}: {e}", base_path.display()));
+    let base = world::parse_docs("base.yaml", &base_text).unwrap_or_else(|e| panic!("{e}"));
+    let files = case_files(&root().join("cases")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!files.is_empty(), "no cases in conformance/cases");
+
+    let mut outcomes = Vec::new();
+    let mut failures = Vec::new();
+    let mut upstream_seen = BTreeSet::new();
+    for file in &files {
+        let case = match load_case(file) {
+            Ok(c) => c,
+            Err(e) => {
+                failures.push(format!("[{}] {e}", file.display()));
+                continue;
+            }
+        };
+        for f in &case.features {
+            let known = report::CORE_FEATURES.contains(&f.as_str())
+                || report::EXTENDED_FEATURES.contains(&f.as_str());
+            if !known {
+                failures.push(format!("[{}] unknown feature {f}", case.name));
+            }
+        }
+        if !upstream_seen.insert(case.upstream.clone()) {
+            failures.push(format!(
+                "[{}] upstream test {} is covered twice",
+                case.name, case.upstream
+            ));
+        }
+        let mut run = CaseRun {
+            failures: validate_manifests(&base_text, &case),
+            skipped: Vec::new(),
+        };
+        match &case.skip {
+            Some(reason) => run.skipped.push(reason.clone()),
+            None if run.failures.is_empty() => run = run_case(&base, &case).await,
+            None => {}
+        }
+        let outcome = run.outcome();
+        println!(
+            "{:<7} {} ({}){}",
+            match outcome {
+                Outcome::Passed => "PASS",
+                Outcome::Skipped => "SKIP",
+                Outcome::Failed => "FAIL",
+            },
+            case.name,
+            case.upstream,
+            match outcome {
+                Outcome::Skipped => format!(": {}", run.skipped.join("; ")),
+                Outcome::Failed => format!(": {}", case.description.as_deref().unwrap_or("")),
+                Outcome::Passed => String::new(),
+            }
+        );
+        failures.extend(run.failures.iter().map(|f| format!("[{}] {f}", case.name)));
+        outcomes.push(CaseOutcome {
+            upstream: case.upstream.clone(),
+            features: case.features.clone(),
+            outcome,
+        });
+    }
+    for missing in report::CORE_TESTS
+        .iter()
+        .filter(|t| !upstream_seen.contains(**t))
+    {
+        failures.push(format!("upstream core test {missing} has no case"));
+    }
+    if let Err(e) = write_report(&outcomes) {
+        failures.push(format!("report: {e}"));
+    }
+    let count = |o: Outcome| outcomes.iter().filter(|c| c.outcome == o).count();
+    println!(
+        "conformance: {} passed, {} skipped, {} failed",
+        count(Outcome::Passed),
+        count(Outcome::Skipped),
+        count(Outcome::Failed)
+    );
+    assert!(
+        failures.is_empty(),
+        "{} conformance failure(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

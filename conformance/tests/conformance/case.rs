@@ -1,0 +1,432 @@
+//! The case file schema (`conformance/cases/*.yaml`); see `conformance/README.md`.
+
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
+
+/// One case: one upstream conformance test.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Case {
+    /// Our name; equals the file stem.
+    pub name: String,
+    /// The upstream test's ShortName.
+    pub upstream: String,
+    /// The upstream test's features.
+    pub features: Vec<String>,
+    /// What the test is about, in a sentence.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Set: the case is not run (its manifests are still loaded), and why.
+    #[serde(default)]
+    pub skip: Option<String>,
+    /// Default Gateway for requests, `namespace/name`.
+    #[serde(default)]
+    pub gateway: Option<String>,
+    /// Selector-less Services (`namespace/name`) and the app (`app` or `namespace/app`) whose pods
+    /// back them, as the upstream test fills their EndpointSlices.
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, String>,
+    /// The test's own objects (multi-document YAML).
+    pub manifests: String,
+    /// Status checks after the manifests are applied.
+    #[serde(default)]
+    pub checks: Vec<Check>,
+    /// Requests after the checks.
+    #[serde(default)]
+    pub requests: Vec<RequestCase>,
+    /// Traffic-split checks after the requests.
+    #[serde(default)]
+    pub distributions: Vec<Distribution>,
+    /// Later versions of the manifests, each with its own expectations.
+    #[serde(default)]
+    pub steps: Vec<Step>,
+}
+
+/// A later version of the case's manifests and what must hold after it is applied.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Step {
+    /// What changes.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Set: this step's expectations are not checked, and why.
+    #[serde(default)]
+    pub skip: Option<String>,
+    /// The full new set of the case's objects; unset keeps the previous set (no reload).
+    #[serde(default)]
+    pub manifests: Option<String>,
+    /// Status checks.
+    #[serde(default)]
+    pub checks: Vec<Check>,
+    /// Requests.
+    #[serde(default)]
+    pub requests: Vec<RequestCase>,
+    /// Traffic-split checks.
+    #[serde(default)]
+    pub distributions: Vec<Distribution>,
+}
+
+impl Case {
+    /// The case as a list of steps: the first applies `manifests`, then `steps` follow.
+    pub fn phases(&self) -> Vec<Step> {
+        let mut out = vec![Step {
+            description: None,
+            skip: None,
+            manifests: Some(self.manifests.clone()),
+            checks: self.checks.clone(),
+            requests: self.requests.clone(),
+            distributions: self.distributions.clone(),
+        }];
+        out.extend(self.steps.iter().cloned());
+        out
+    }
+}
+
+/// One status assertion. Exactly one of the assertion fields is set; each mirrors one upstream
+/// helper, including its check that conditions carry the object's current generation.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Check {
+    /// Set: not checked, and why.
+    #[serde(default)]
+    pub skip: Option<String>,
+    /// Every Gateway in these namespaces (unless annotated `gateway-api/skip-this-for-readiness`)
+    /// is Accepted and Programmed at its current generation.
+    #[serde(default)]
+    pub ready: Option<Vec<String>>,
+    /// The Gateway has an address and all its listeners are Accepted, ResolvedRefs and
+    /// Programmed; each route has exactly one Accepted parent entry per listener named (one if
+    /// none) for that Gateway.
+    #[serde(default)]
+    pub accepted: Option<AcceptedCheck>,
+    /// Some parent entry of the route for the Gateway has the condition.
+    #[serde(default)]
+    pub route_condition: Option<RouteConditionCheck>,
+    /// The route's parent entries are exactly these, in order.
+    #[serde(default)]
+    pub route_parents: Option<RouteParentsCheck>,
+    /// The route has no parent entries, or a single one that is not Accepted.
+    #[serde(default)]
+    pub no_accepted_parents: Option<String>,
+    /// The Gateway has no listener status, or a single listener with no attached routes.
+    #[serde(default)]
+    pub zero_routes: Option<String>,
+    /// The Gateway's listener statuses are exactly these (by name, in any order).
+    #[serde(default)]
+    pub listeners: Option<ListenersCheck>,
+    /// The Gateway has the condition.
+    #[serde(default)]
+    pub gateway_condition: Option<GatewayConditionCheck>,
+    /// Every condition of the object carries its current generation.
+    #[serde(default)]
+    pub latest: Option<ObjectRef>,
+    /// The GatewayClass has an Accepted condition (with this status, if given) at its current
+    /// generation.
+    #[serde(default)]
+    pub class_accepted: Option<ClassAcceptedCheck>,
+}
+
+/// See [`Check::accepted`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AcceptedCheck {
+    /// `namespace/name`.
+    pub gateway: String,
+    /// Routes, `namespace/name`.
+    #[serde(default)]
+    pub routes: Vec<String>,
+    /// Listener names the routes attach to, one parent entry each.
+    #[serde(default)]
+    pub listeners: Vec<String>,
+}
+
+/// See [`Check::route_condition`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RouteConditionCheck {
+    /// `namespace/name`.
+    pub route: String,
+    /// `namespace/name`.
+    pub gateway: String,
+    /// Condition type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `True`, `False`, or empty for any.
+    #[serde(default, deserialize_with = "status_string")]
+    pub status: String,
+    /// Reason, or empty for any.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// See [`Check::route_parents`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RouteParentsCheck {
+    /// `namespace/name`.
+    pub route: String,
+    /// The parentRef must name the Gateway's namespace even if it is the route's.
+    #[serde(default)]
+    pub namespace_required: bool,
+    /// Expected entries.
+    pub parents: Vec<ParentExpect>,
+}
+
+/// One expected route parent entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ParentExpect {
+    /// `namespace/name`.
+    pub gateway: String,
+    /// Conditions that must be present.
+    #[serde(default)]
+    pub conditions: Vec<CondExpect>,
+}
+
+/// See [`Check::listeners`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListenersCheck {
+    /// `namespace/name`.
+    pub gateway: String,
+    /// Expected listener statuses.
+    pub listeners: Vec<ListenerExpect>,
+}
+
+/// One expected listener status.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListenerExpect {
+    /// Listener name.
+    pub name: String,
+    /// Kinds that must be supported; empty means none may be.
+    pub supported_kinds: Vec<String>,
+    /// Exact count.
+    pub attached_routes: u32,
+    /// Conditions that must be present.
+    #[serde(default)]
+    pub conditions: Vec<CondExpect>,
+}
+
+/// See [`Check::gateway_condition`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GatewayConditionCheck {
+    /// `namespace/name`.
+    pub gateway: String,
+    /// Condition type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `True`, `False`, or empty for any.
+    #[serde(default, deserialize_with = "status_string")]
+    pub status: String,
+    /// Reason, or empty for any.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// See [`Check::latest`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ObjectRef {
+    /// `Gateway`, `HTTPRoute` or `GatewayClass`.
+    pub kind: String,
+    /// `namespace/name`, or just `name` for a GatewayClass.
+    pub name: String,
+}
+
+/// See [`Check::class_accepted`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClassAcceptedCheck {
+    /// GatewayClass name.
+    pub name: String,
+    /// `True`, `False`, or empty for any.
+    #[serde(default, deserialize_with = "status_string")]
+    pub status: String,
+}
+
+/// An expected condition; an empty status or reason matches any.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CondExpect {
+    /// Condition type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `True`, `False`, or empty for any.
+    #[serde(default, deserialize_with = "status_string")]
+    pub status: String,
+    /// Reason, or empty for any.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// One request and what must come back.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RequestCase {
+    /// Set: not sent, and why.
+    #[serde(default)]
+    pub skip: Option<String>,
+    /// Gateway to send to (default: the case's, else `gateway-conformance-infra/same-namespace`).
+    #[serde(default)]
+    pub gateway: Option<String>,
+    /// The Gateway port as configured (default: the Gateway's first listener's port).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `http` (default) or `https` (TLS with SNI = Host; the runner cannot do this yet).
+    #[serde(default)]
+    pub scheme: Option<String>,
+    /// Host header (default: the gateway's address, as a client would send it).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Path and optional query.
+    pub path: String,
+    /// Method (default GET).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Expected status (default 200).
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// On 200: the answering pod's name starts with this.
+    #[serde(default)]
+    pub backend: Option<String>,
+    /// On 200: the answering pod's namespace (compared even when unset, as upstream does).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// On 200: the request as the backend must see it (default: the request as sent).
+    #[serde(default)]
+    pub at_backend: Option<BackendSees>,
+    /// On a redirect: the parts of `Location` that must hold.
+    #[serde(default)]
+    pub redirect: Option<RedirectExpect>,
+}
+
+/// The request as the backend must see it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BackendSees {
+    /// Host (unchecked if unset).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Path and query (default: the path sent).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Method (default GET).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Headers whose values, joined with `,`, must be exactly these.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Headers that must not arrive.
+    #[serde(default)]
+    pub absent_headers: Vec<String>,
+}
+
+/// Expected `Location` parts; unset parts default as upstream does.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RedirectExpect {
+    /// Scheme (default: the request's, `http`).
+    #[serde(default)]
+    pub scheme: Option<String>,
+    /// Hostname (unchecked if unset).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Port (unset: none, or the scheme's default).
+    #[serde(default)]
+    pub port: Option<String>,
+    /// Path (default: the request's path).
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+/// A traffic split measured over many requests.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Distribution {
+    /// Set: not measured, and why.
+    #[serde(default)]
+    pub skip: Option<String>,
+    /// Gateway (default as for requests).
+    #[serde(default)]
+    pub gateway: Option<String>,
+    /// Gateway port (default 80).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Host header.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Path.
+    pub path: String,
+    /// Namespace every answer must come from.
+    pub namespace: String,
+    /// Backend (pod name minus its last two `-` parts) → expected share, 0.0–1.0.
+    pub weights: BTreeMap<String, f64>,
+    /// Requests per batch (default 500).
+    #[serde(default = "default_total")]
+    pub total: usize,
+    /// Requests in flight (default 10).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Allowed absolute deviation of each share (default 0.05).
+    #[serde(default = "default_tolerance")]
+    pub tolerance: f64,
+    /// Batches tried before failing, as upstream retries for statistical noise (default 10).
+    #[serde(default = "default_attempts")]
+    pub attempts: usize,
+}
+
+fn default_total() -> usize {
+    500
+}
+fn default_concurrency() -> usize {
+    10
+}
+fn default_tolerance() -> f64 {
+    0.05
+}
+fn default_attempts() -> usize {
+    10
+}
+
+/// A condition status written as `"True"`/`"False"` or as a YAML boolean.
+fn status_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum S {
+        B(bool),
+        S(String),
+    }
+    Ok(match S::deserialize(d)? {
+        S::B(true) => "True".into(),
+        S::B(false) => "False".into(),
+        S::S(s) => s,
+    })
+}
+
+impl Check {
+    /// The names of the assertion fields that are set (must be exactly one).
+    pub fn set_fields(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let mut add = |set: bool, name| {
+            if set {
+                out.push(name);
+            }
+        };
+        add(self.ready.is_some(), "ready");
+        add(self.accepted.is_some(), "accepted");
+        add(self.route_condition.is_some(), "routeCondition");
+        add(self.route_parents.is_some(), "routeParents");
+        add(self.no_accepted_parents.is_some(), "noAcceptedParents");
+        add(self.zero_routes.is_some(), "zeroRoutes");
+        add(self.listeners.is_some(), "listeners");
+        add(self.gateway_condition.is_some(), "gatewayCondition");
+        add(self.latest.is_some(), "latest");
+        add(self.class_accepted.is_some(), "classAccepted");
+        out
+    }
+}

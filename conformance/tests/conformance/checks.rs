@@ -1,0 +1,518 @@
+//! Status checks: each mirrors one upstream assertion helper, read against the gateway's status
+//! report instead of the Kubernetes API.
+
+use crate::case::{
+    AcceptedCheck, Check, ClassAcceptedCheck, CondExpect, GatewayConditionCheck, ListenersCheck,
+    ObjectRef, RouteConditionCheck, RouteParentsCheck,
+};
+use crate::world::{SKIP_READINESS, World};
+use waygate::gateway::Gateway;
+use waygate_config::NsName;
+use waygate_config::StatusReport;
+use waygate_config::compile::{CONTROLLER_NAME, GATEWAY_GROUP};
+use waygate_config::status::{Conditions, ObjectStatus, ParentStatus};
+
+/// What a check reads.
+pub struct Ctx<'a> {
+    /// The gateway's current status.
+    pub report: &'a StatusReport,
+    /// The objects as applied.
+    pub world: &'a World,
+    /// The running gateway (for addresses).
+    pub gateway: &'a Gateway,
+}
+
+type Outcome = Result<(), String>;
+
+/// Run one check.
+pub fn run(ctx: &Ctx<'_>, check: &Check) -> Outcome {
+    match check.set_fields().as_slice() {
+        [_] => {}
+        other => {
+            return Err(format!(
+                "a check must set exactly one assertion, this one sets {other:?}"
+            ));
+        }
+    }
+    if let Some(ns) = &check.ready {
+        return ready(ctx, ns);
+    }
+    if let Some(c) = &check.accepted {
+        return accepted(ctx, c);
+    }
+    if let Some(c) = &check.route_condition {
+        return route_condition(ctx, c);
+    }
+    if let Some(c) = &check.route_parents {
+        return route_parents(ctx, c);
+    }
+    if let Some(r) = &check.no_accepted_parents {
+        return no_accepted_parents(ctx, r);
+    }
+    if let Some(g) = &check.zero_routes {
+        return zero_routes(ctx, g);
+    }
+    if let Some(c) = &check.listeners {
+        return listeners(ctx, c);
+    }
+    if let Some(c) = &check.gateway_condition {
+        return gateway_condition(ctx, c);
+    }
+    if let Some(c) = &check.latest {
+        return latest(ctx, c);
+    }
+    if let Some(c) = &check.class_accepted {
+        return class_accepted(ctx, c);
+    }
+    Err("empty check".into())
+}
+
+/// A one-line description of a check for failure messages.
+pub fn describe(check: &Check) -> String {
+    if let Some(ns) = &check.ready {
+        return format!("ready {ns:?}");
+    }
+    if let Some(c) = &check.accepted {
+        return format!(
+            "accepted gateway={} routes={:?} listeners={:?}",
+            c.gateway, c.routes, c.listeners
+        );
+    }
+    if let Some(c) = &check.route_condition {
+        return format!(
+            "routeCondition {} on {}: {}={} ({})",
+            c.route, c.gateway, c.kind, c.status, c.reason
+        );
+    }
+    if let Some(c) = &check.route_parents {
+        return format!("routeParents {}", c.route);
+    }
+    if let Some(r) = &check.no_accepted_parents {
+        return format!("noAcceptedParents {r}");
+    }
+    if let Some(g) = &check.zero_routes {
+        return format!("zeroRoutes {g}");
+    }
+    if let Some(c) = &check.listeners {
+        return format!("listeners {}", c.gateway);
+    }
+    if let Some(c) = &check.gateway_condition {
+        return format!(
+            "gatewayCondition {}: {}={} ({})",
+            c.gateway, c.kind, c.status, c.reason
+        );
+    }
+    if let Some(c) = &check.latest {
+        return format!("latest {} {}", c.kind, c.name);
+    }
+    if let Some(c) = &check.class_accepted {
+        return format!("classAccepted {} {}", c.name, c.status);
+    }
+    format!("{check:?}")
+}
+
+fn split(id: &str) -> Result<(&str, &str), String> {
+    id.split_once('/')
+        .ok_or_else(|| format!("{id:?} is not namespace/name"))
+}
+
+fn status<'a>(ctx: &'a Ctx<'_>, kind: &str, id: &str) -> Result<&'a ObjectStatus, String> {
+    let (ns, name) = if kind == "GatewayClass" {
+        ("", id)
+    } else {
+        split(id)?
+    };
+    ctx.report
+        .find(kind, ns, name)
+        .ok_or_else(|| format!("{kind} {id} has no status"))
+}
+
+fn generation(ctx: &Ctx<'_>, kind: &str, id: &str) -> Result<i64, String> {
+    ctx.world
+        .object(kind, id)
+        .map(|o| o.generation)
+        .ok_or_else(|| format!("{kind} {id} is not in the manifests"))
+}
+
+fn show(conds: &Conditions) -> String {
+    let parts: Vec<String> = conds
+        .0
+        .iter()
+        .map(|c| {
+            let gen_ = c
+                .observed_generation
+                .map_or_else(|| "-".to_string(), |g| g.to_string());
+            format!("{}={}/{}@{gen_}", c.kind, c.status, c.reason)
+        })
+        .collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// Every condition carries `generation` as its observedGeneration.
+fn at_generation(what: &str, conds: &Conditions, generation: i64) -> Outcome {
+    let stale: Vec<String> = conds
+        .0
+        .iter()
+        .filter(|c| c.observed_generation != Some(generation))
+        .map(|c| c.kind.clone())
+        .collect();
+    if stale.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what}: conditions {stale:?} do not carry generation {generation}: {}",
+            show(conds)
+        ))
+    }
+}
+
+fn has(conds: &Conditions, want: &CondExpect) -> bool {
+    conds.0.iter().any(|c| {
+        c.kind == want.kind
+            && (want.status.is_empty() || c.status == want.status)
+            && (want.reason.is_empty() || c.reason == want.reason)
+    })
+}
+
+fn require(what: &str, conds: &Conditions, want: &CondExpect) -> Outcome {
+    if has(conds, want) {
+        Ok(())
+    } else {
+        let reason = if want.reason.is_empty() {
+            "any reason"
+        } else {
+            want.reason.as_str()
+        };
+        let status = if want.status.is_empty() {
+            "any status"
+        } else {
+            want.status.as_str()
+        };
+        Err(format!(
+            "{what}: want {}={status} ({reason}), have {}",
+            want.kind,
+            show(conds)
+        ))
+    }
+}
+
+fn cond(kind: &str, status: &str, reason: &str) -> CondExpect {
+    CondExpect {
+        kind: kind.into(),
+        status: status.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Whether a parent entry refers to this Gateway: the name matches, and the namespace matches or
+/// (unless required) is omitted.
+fn refers_to(p: &ParentStatus, gw_ns: &str, gw_name: &str, namespace_required: bool) -> bool {
+    p.parent_ref.name == gw_name
+        && match p.parent_ref.namespace.as_deref() {
+            Some(ns) => ns == gw_ns,
+            None => !namespace_required,
+        }
+}
+
+/// A parent entry in the shape the upstream matcher demands: our controller, group and kind set.
+fn parent_shape(what: &str, p: &ParentStatus, gw: &str, namespace_required: bool) -> Outcome {
+    let (gw_ns, gw_name) = split(gw)?;
+    if p.controller_name != CONTROLLER_NAME {
+        return Err(format!(
+            "{what}: controllerName {:?}, want {CONTROLLER_NAME:?}",
+            p.controller_name
+        ));
+    }
+    if p.parent_ref.group.as_deref() != Some(GATEWAY_GROUP) {
+        return Err(format!(
+            "{what}: parentRef.group {:?}, want {GATEWAY_GROUP:?}",
+            p.parent_ref.group
+        ));
+    }
+    if p.parent_ref.kind.as_deref() != Some("Gateway") {
+        return Err(format!(
+            "{what}: parentRef.kind {:?}, want \"Gateway\"",
+            p.parent_ref.kind
+        ));
+    }
+    if !refers_to(p, gw_ns, gw_name, namespace_required) {
+        return Err(format!(
+            "{what}: parentRef {:?}/{} does not name Gateway {gw}",
+            p.parent_ref.namespace, p.parent_ref.name
+        ));
+    }
+    Ok(())
+}
+
+/// NamespacesMustBeReady.
+fn ready(ctx: &Ctx<'_>, namespaces: &[String]) -> Outcome {
+    let mut errs = Vec::new();
+    for ns in namespaces {
+        for gw in ctx.world.gateways_in(ns) {
+            if gw.annotations.get(SKIP_READINESS).map(String::as_str) == Some("true") {
+                continue;
+            }
+            let what = format!("Gateway {}", gw.id());
+            let r = status(ctx, "Gateway", &gw.id()).and_then(|s| {
+                at_generation(&what, &s.conditions, gw.generation)?;
+                require(&what, &s.conditions, &cond("Accepted", "True", ""))?;
+                require(&what, &s.conditions, &cond("Programmed", "True", ""))
+            });
+            if let Err(e) = r {
+                errs.push(e);
+            }
+        }
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(errs.join("; "))
+    }
+}
+
+/// The port of a Gateway's first listener, where the upstream suite sends traffic.
+pub fn first_listener_port(ctx_world: &World, gateway: &str) -> Option<u16> {
+    let gw = ctx_world.object("Gateway", gateway)?;
+    gw.value
+        .get("spec")?
+        .get("listeners")?
+        .as_sequence()?
+        .first()?
+        .get("port")?
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+}
+
+/// GatewayAndHTTPRoutesMustBeAccepted.
+fn accepted(ctx: &Ctx<'_>, c: &AcceptedCheck) -> Outcome {
+    let (gw_ns, gw_name) = split(&c.gateway)?;
+    // "The Gateway has an address": its first listener's port is bound.
+    let port = first_listener_port(ctx.world, &c.gateway)
+        .ok_or_else(|| format!("Gateway {} has no listener", c.gateway))?;
+    if ctx
+        .gateway
+        .bound_addr(&NsName::new(gw_ns, gw_name), port)
+        .is_none()
+    {
+        return Err(format!("Gateway {} port {port} is not bound", c.gateway));
+    }
+    let per_route = c.listeners.len().max(1);
+    for route in &c.routes {
+        let (route_ns, _) = split(route)?;
+        let s = status(ctx, "HTTPRoute", route)?;
+        let generation = generation(ctx, "HTTPRoute", route)?;
+        if s.parents.len() != per_route {
+            return Err(format!(
+                "HTTPRoute {route}: {} parent entries, want {per_route}",
+                s.parents.len()
+            ));
+        }
+        for (i, p) in s.parents.iter().enumerate() {
+            let what = format!("HTTPRoute {route} parent {i}");
+            parent_shape(&what, p, &c.gateway, route_ns != gw_ns)?;
+            at_generation(&what, &p.conditions, generation)?;
+            require(&what, &p.conditions, &cond("Accepted", "True", "Accepted"))?;
+        }
+    }
+    let s = status(ctx, "Gateway", &c.gateway)?;
+    for l in &s.listeners {
+        let what = format!("Gateway {} listener {}", c.gateway, l.name);
+        for kind in ["ResolvedRefs", "Accepted", "Programmed"] {
+            require(&what, &l.conditions, &cond(kind, "True", ""))?;
+        }
+    }
+    Ok(())
+}
+
+/// HTTPRouteMustHaveCondition.
+fn route_condition(ctx: &Ctx<'_>, c: &RouteConditionCheck) -> Outcome {
+    let (gw_ns, gw_name) = split(&c.gateway)?;
+    let s = status(ctx, "HTTPRoute", &c.route)?;
+    let generation = generation(ctx, "HTTPRoute", &c.route)?;
+    let want = cond(&c.kind, &c.status, &c.reason);
+    let mut seen = Vec::new();
+    let mut found = false;
+    for (i, p) in s.parents.iter().enumerate() {
+        at_generation(
+            &format!("HTTPRoute {} parent {i}", c.route),
+            &p.conditions,
+            generation,
+        )?;
+        if refers_to(p, gw_ns, gw_name, false) {
+            found |= has(&p.conditions, &want);
+            seen.push(show(&p.conditions));
+        }
+    }
+    if found {
+        Ok(())
+    } else {
+        Err(format!(
+            "HTTPRoute {}: no parent entry for {} has {}={} ({}); entries for it: {seen:?}",
+            c.route, c.gateway, c.kind, c.status, c.reason
+        ))
+    }
+}
+
+/// HTTPRouteMustHaveParents.
+fn route_parents(ctx: &Ctx<'_>, c: &RouteParentsCheck) -> Outcome {
+    let s = status(ctx, "HTTPRoute", &c.route)?;
+    let generation = generation(ctx, "HTTPRoute", &c.route)?;
+    if s.parents.len() != c.parents.len() {
+        return Err(format!(
+            "HTTPRoute {}: {} parent entries, want {}",
+            c.route,
+            s.parents.len(),
+            c.parents.len()
+        ));
+    }
+    for (i, (p, want)) in s.parents.iter().zip(&c.parents).enumerate() {
+        let what = format!("HTTPRoute {} parent {i}", c.route);
+        parent_shape(&what, p, &want.gateway, c.namespace_required)?;
+        at_generation(&what, &p.conditions, generation)?;
+        for w in &want.conditions {
+            require(&what, &p.conditions, w)?;
+        }
+    }
+    Ok(())
+}
+
+/// HTTPRouteMustHaveNoAcceptedParents: no entries, or one entry that is not Accepted.
+fn no_accepted_parents(ctx: &Ctx<'_>, route: &str) -> Outcome {
+    let (ns, name) = split(route)?;
+    let Some(s) = ctx.report.find("HTTPRoute", ns, name) else {
+        return Ok(());
+    };
+    match s.parents.as_slice() {
+        [] => Ok(()),
+        [p] => {
+            let what = format!("HTTPRoute {route}");
+            at_generation(&what, &p.conditions, generation(ctx, "HTTPRoute", route)?)?;
+            require(&what, &p.conditions, &cond("Accepted", "False", ""))
+        }
+        many => Err(format!(
+            "HTTPRoute {route}: {} parent entries, want at most one",
+            many.len()
+        )),
+    }
+}
+
+/// GatewayMustHaveZeroRoutes.
+fn zero_routes(ctx: &Ctx<'_>, gateway: &str) -> Outcome {
+    let s = status(ctx, "Gateway", gateway)?;
+    at_generation(
+        &format!("Gateway {gateway}"),
+        &s.conditions,
+        generation(ctx, "Gateway", gateway)?,
+    )?;
+    match s.listeners.as_slice() {
+        [] => Ok(()),
+        [l] if l.attached_routes == 0 => Ok(()),
+        ls => Err(format!(
+            "Gateway {gateway}: want no listeners or one with 0 routes, have {:?}",
+            ls.iter()
+                .map(|l| (l.name.as_str(), l.attached_routes))
+                .collect::<Vec<_>>()
+        )),
+    }
+}
+
+/// GatewayStatusMustHaveListeners.
+fn listeners(ctx: &Ctx<'_>, c: &ListenersCheck) -> Outcome {
+    let s = status(ctx, "Gateway", &c.gateway)?;
+    at_generation(
+        &format!("Gateway {}", c.gateway),
+        &s.conditions,
+        generation(ctx, "Gateway", &c.gateway)?,
+    )?;
+    if s.listeners.len() != c.listeners.len() {
+        return Err(format!(
+            "Gateway {}: {} listener statuses {:?}, want {}",
+            c.gateway,
+            s.listeners.len(),
+            s.listeners.iter().map(|l| &l.name).collect::<Vec<_>>(),
+            c.listeners.len()
+        ));
+    }
+    for want in &c.listeners {
+        let what = format!("Gateway {} listener {}", c.gateway, want.name);
+        let l = s
+            .listeners
+            .iter()
+            .find(|l| l.name == want.name)
+            .ok_or_else(|| format!("{what}: no status"))?;
+        if want.supported_kinds.is_empty() && !l.supported_kinds.is_empty() {
+            return Err(format!(
+                "{what}: supportedKinds {:?}, want none",
+                l.supported_kinds
+            ));
+        }
+        for k in &want.supported_kinds {
+            if !l.supported_kinds.contains(k) {
+                return Err(format!(
+                    "{what}: supportedKinds {:?} lacks {k}",
+                    l.supported_kinds
+                ));
+            }
+        }
+        if l.attached_routes != want.attached_routes {
+            return Err(format!(
+                "{what}: attachedRoutes {}, want {}",
+                l.attached_routes, want.attached_routes
+            ));
+        }
+        for w in &want.conditions {
+            require(&what, &l.conditions, w)?;
+        }
+    }
+    Ok(())
+}
+
+/// GatewayMustHaveCondition.
+fn gateway_condition(ctx: &Ctx<'_>, c: &GatewayConditionCheck) -> Outcome {
+    let s = status(ctx, "Gateway", &c.gateway)?;
+    let what = format!("Gateway {}", c.gateway);
+    at_generation(
+        &what,
+        &s.conditions,
+        generation(ctx, "Gateway", &c.gateway)?,
+    )?;
+    require(&what, &s.conditions, &cond(&c.kind, &c.status, &c.reason))
+}
+
+/// GatewayMustHaveLatestConditions, HTTPRouteMustHaveLatestConditions and
+/// GatewayClassMustHaveLatestConditions.
+fn latest(ctx: &Ctx<'_>, c: &ObjectRef) -> Outcome {
+    let s = status(ctx, &c.kind, &c.name)?;
+    let generation = generation(ctx, &c.kind, &c.name)?;
+    let what = format!("{} {}", c.kind, c.name);
+    match c.kind.as_str() {
+        "HTTPRoute" => {
+            if s.parents.is_empty() {
+                return Err(format!("{what}: no parent entries"));
+            }
+            for p in &s.parents {
+                at_generation(&what, &p.conditions, generation)?;
+            }
+            Ok(())
+        }
+        "Gateway" | "GatewayClass" => {
+            if s.conditions.0.is_empty() {
+                return Err(format!("{what}: no conditions"));
+            }
+            at_generation(&what, &s.conditions, generation)
+        }
+        other => Err(format!("latest: unsupported kind {other}")),
+    }
+}
+
+/// GWCMustHaveAcceptedConditionAny / GWCMustHaveAcceptedConditionTrue.
+fn class_accepted(ctx: &Ctx<'_>, c: &ClassAcceptedCheck) -> Outcome {
+    let s = status(ctx, "GatewayClass", &c.name)?;
+    let what = format!("GatewayClass {}", c.name);
+    at_generation(
+        &what,
+        &s.conditions,
+        generation(ctx, "GatewayClass", &c.name)?,
+    )?;
+    require(&what, &s.conditions, &cond("Accepted", &c.status, ""))
+}

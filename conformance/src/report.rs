@@ -86,10 +86,10 @@ pub const CORE_TESTS: [&str; 33] = [
 pub const ORGANIZATION: &str = "waygate";
 /// Project name.
 pub const PROJECT: &str = "waygate";
-/// Project address.
-pub const URL: &str = "https://github.com/waygate/waygate";
-/// Who to ask about the report.
-pub const CONTACT: &str = "@waygate/maintainers";
+/// Project address: none is public yet, so the report says so instead of inventing one.
+pub const URL: &str = "unpublished";
+/// Who to ask about the report: the issue tracker of this repository.
+pub const CONTACT: &str = "waygate issue tracker";
 
 /// How one case (one upstream test) ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

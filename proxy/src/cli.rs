@@ -77,12 +77,16 @@ fn parse_ns_name(s: &str) -> Result<NsName, String> {
     NsName::parse(s).ok_or_else(|| format!("{s:?} is not NAMESPACE/NAME"))
 }
 
+/// Pingora's proxy logs every client that hangs up mid-request at ERROR; our own
+/// `fail_to_proxy` logs the failures that matter (upstream ones) instead.
+const DEFAULT_LOG_FILTER: &str = "info,pingora_proxy=off,pingora_core=warn";
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,pingora=warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -82,6 +82,15 @@ impl ListenerManager {
             };
             out.entry(id).or_default().push((gw, port));
         }
+        for (id, keys) in &out {
+            if keys.len() > 1 {
+                // One socket, several Gateways: each request goes to the first Gateway (in
+                // namespace/name order) whose listener takes its host. Istio would give each
+                // Gateway its own address; --gateway serves one of them per process.
+                let names: Vec<String> = keys.iter().map(|(g, _)| g.to_string()).collect();
+                tracing::warn!(socket = ?id, "Gateways share one socket: {}", names.join(", "));
+            }
+        }
         out
     }
 

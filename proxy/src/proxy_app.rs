@@ -184,6 +184,15 @@ impl ProxyHttp for GatewayProxy {
                 header: None,
             }),
         };
+        if reply.is_some() {
+            let req = session.req_header();
+            tracing::warn!(
+                method = %req.method,
+                path = req.uri.path(),
+                upstream = ?ctx.upstream,
+                "proxy failed: {e}"
+            );
+        }
         let code = match reply {
             Some(r) => {
                 ctx.flag = r.flag;

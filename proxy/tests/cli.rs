@@ -141,3 +141,11 @@ spec:
         "{out}"
     );
 }
+
+#[test]
+fn the_demo_example_checks_clean() {
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/demo");
+    let (code, out) = waygate(&["check", "--config", demo]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("HTTPRoute demo/shop"), "{out}");
+}

@@ -186,7 +186,7 @@ pub fn query_value<'a>(query: Option<&'a str>, name: &str) -> Option<Cow<'a, str
 }
 
 /// Decode `%XX` escapes and `+`; malformed escapes are kept as written.
-fn percent_decode(s: &str) -> Cow<'_, str> {
+pub fn percent_decode(s: &str) -> Cow<'_, str> {
     if !s.bytes().any(|b| b == b'%' || b == b'+') {
         return Cow::Borrowed(s);
     }

@@ -67,7 +67,7 @@ fn explain_endpoint(state: &SharedState, query: &str) -> Response<Full<Bytes>> {
     let mut headers = http::HeaderMap::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let v = decode(v);
+        let v = waygate_config::request_match::percent_decode(v).into_owned();
         match k {
             "gateway" => gateway = NsName::parse(&v),
             "listener" => listener = Some(v),
@@ -102,33 +102,6 @@ fn explain_endpoint(state: &SharedState, query: &str) -> Response<Full<Bytes>> {
         Ok(req) => text(StatusCode::OK, explain(&state.snapshot(), &req).to_string()),
         Err(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
     }
-}
-
-/// Percent-decoding for query values (`+` is a space).
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn json<T: serde::Serialize + ?Sized>(value: &T) -> Response<Full<Bytes>> {

@@ -2,6 +2,7 @@
 //! the admin server and the CLI's building blocks.
 
 pub mod admin;
+pub mod forwarded;
 pub mod gateway;
 pub mod headers;
 pub mod listener;

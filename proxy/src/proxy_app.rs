@@ -1,6 +1,7 @@
 //! The `ProxyHttp` implementation: each phase asks the Snapshot one question and hands the answer
 //! to a filter or the upstream layer.
 
+use crate::forwarded::{X_FORWARDED_FOR, append_xff};
 use crate::headers::{RequestHeaders, ResponseHeaders};
 use crate::local_reply::LocalReply;
 use crate::state::SharedState;
@@ -114,16 +115,9 @@ impl ProxyHttp for GatewayProxy {
         {
             upstream.insert_header(http::header::HOST, auth)?;
         }
-        if let Some(peer) = session.client_addr().and_then(|a| a.as_inet()) {
-            let ip = peer.ip().to_string();
-            let xff = match upstream
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-            {
-                Some(prev) => format!("{prev}, {ip}"),
-                None => ip,
-            };
+        if let Some(peer) = session.client_addr().and_then(|a| a.as_inet())
+            && let Some(xff) = append_xff(upstream.headers.get(&X_FORWARDED_FOR), peer.ip())
+        {
             upstream.insert_header("x-forwarded-for", xff)?;
         }
         upstream.insert_header("x-forwarded-proto", "http")?;

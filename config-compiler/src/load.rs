@@ -192,6 +192,9 @@ impl Loader {
             ("gateway.networking.k8s.io", "v1" | "v1beta1", "HTTPRoute") => {
                 typed(source, value, &mut r.http_routes)
             }
+            ("gateway.networking.k8s.io", "v1" | "v1alpha2", "GRPCRoute") => {
+                typed(source, value, &mut r.grpc_routes)
+            }
             ("gateway.networking.k8s.io", "v1" | "v1beta1", "ReferenceGrant") => {
                 typed(source, value, &mut r.reference_grants)
             }

@@ -17,7 +17,7 @@ pub const ISTIO_CONTROLLERS: [&str; 2] =
 pub const ISTIO_CLASSES: [&str; 2] = ["istio", "istio-waypoint"];
 
 /// Route kinds a listener can hold in this build.
-const SUPPORTED_KINDS: [&str; 1] = ["HTTPRoute"];
+const SUPPORTED_KINDS: [&str; 2] = ["HTTPRoute", "GRPCRoute"];
 
 /// The route kinds this build supports on a listener of `protocol` ([GW-6]): HTTPRoute on HTTP(S)
 /// (and HBONE); none on TLS, TCP, UDP (their route kinds are not supported yet) or an unknown
@@ -441,10 +441,13 @@ mod tests {
 
     #[test]
     fn supported_kinds_follow_the_protocol_gw_6() {
-        assert_eq!(listener("HTTP", None).status.supported_kinds, ["HTTPRoute"]);
+        assert_eq!(
+            listener("HTTP", None).status.supported_kinds,
+            ["HTTPRoute", "GRPCRoute"]
+        );
         assert_eq!(
             listener("HTTPS", None).status.supported_kinds,
-            ["HTTPRoute"]
+            ["HTTPRoute", "GRPCRoute"]
         );
         for p in ["TCP", "UDP", "TLS", "INVALID"] {
             let l = listener(p, None);

@@ -3,6 +3,7 @@
 
 mod clusters;
 mod gateways;
+mod grpc;
 mod routes;
 mod rules;
 

@@ -1,13 +1,13 @@
-//! HTTPRoute attachment: parentRefs to listeners, allowedRoutes, hostname intersection, and the
-//! per-parent status ([HR-1], [HR-2], [HR-4], [HS-1], [GW-6]).
+//! Route attachment (HTTPRoute and GRPCRoute): parentRefs to listeners, allowedRoutes, hostname
+//! intersection, and the per-parent status ([HR-1], [HR-2], [HR-4], [HS-1], [GW-6], [GR-1]).
 
 use super::clusters::ClusterSet;
 use super::gateways::{CompiledGateway, ListenerState};
-use super::rules::{CompiledRule, RefProblem, compile_rule};
+use super::rules::{CompiledRule, RefProblem, RuleError, compile_rule};
 use super::{CONTROLLER_NAME, GATEWAY_GROUP, World};
 use crate::hostname;
 use crate::resources::http_route::ParentRef;
-use crate::resources::{HttpRoute, Resources};
+use crate::resources::{ObjectMeta, Resources, Source};
 use crate::route_table::{RouteEntry, RouteId};
 use crate::status::{Condition, Conditions, ObjectStatus, ParentStatus};
 
@@ -20,26 +20,75 @@ pub(super) fn attach_routes(
 ) -> Vec<ObjectStatus> {
     let mut out = Vec::new();
     for route in &r.http_routes {
-        if let Some(s) = attach_route(&route.object, &route.source, world, gateways, clusters) {
+        let (o, id) = (&route.object, route.object.metadata.ns_name());
+        let view = RouteView {
+            kind: "HTTPRoute",
+            meta: &o.metadata,
+            source: &route.source,
+            parent_refs: &o.spec.parent_refs,
+            hostnames: &o.spec.hostnames,
+            rule_names: o.spec.rules.iter().map(|r| r.name.clone()).collect(),
+        };
+        let mut compile = |i: usize, clusters: &mut ClusterSet, problems: &mut Vec<RefProblem>| {
+            compile_rule(
+                "HTTPRoute",
+                &id,
+                i,
+                &o.spec.rules[i],
+                world,
+                clusters,
+                problems,
+            )
+        };
+        if let Some(s) = attach_route(&view, &mut compile, world, gateways, clusters) {
+            out.push(s);
+        }
+    }
+    for route in &r.grpc_routes {
+        let (o, id) = (&route.object, route.object.metadata.ns_name());
+        let view = RouteView {
+            kind: "GRPCRoute",
+            meta: &o.metadata,
+            source: &route.source,
+            parent_refs: &o.spec.parent_refs,
+            hostnames: &o.spec.hostnames,
+            rule_names: o.spec.rules.iter().map(|r| r.name.clone()).collect(),
+        };
+        let mut compile = |i: usize, clusters: &mut ClusterSet, problems: &mut Vec<RefProblem>| {
+            super::grpc::compile_grpc_rule(&id, i, &o.spec.rules[i], world, clusters, problems)
+        };
+        if let Some(s) = attach_route(&view, &mut compile, world, gateways, clusters) {
             out.push(s);
         }
     }
     out
 }
 
+/// What attachment needs from a route, whatever its kind.
+struct RouteView<'a> {
+    kind: &'static str,
+    meta: &'a ObjectMeta,
+    source: &'a Source,
+    parent_refs: &'a [ParentRef],
+    hostnames: &'a [String],
+    rule_names: Vec<Option<String>>,
+}
+
+/// Compiles rule `i` of the route.
+type RuleCompiler<'c> =
+    dyn FnMut(usize, &mut ClusterSet, &mut Vec<RefProblem>) -> Result<CompiledRule, RuleError> + 'c;
+
 fn attach_route(
-    route: &HttpRoute,
-    source: &crate::resources::Source,
+    route: &RouteView<'_>,
+    compile: &mut RuleCompiler<'_>,
     world: &World<'_>,
     gateways: &mut [CompiledGateway],
     clusters: &mut ClusterSet,
 ) -> Option<ObjectStatus> {
-    let meta = &route.metadata;
+    let meta = route.meta;
     let route_ns = meta.namespace();
-    let id = meta.ns_name();
     // Only parents that are Gateways we serve get status from us.
     let ours: Vec<(usize, &ParentRef)> = route
-        .spec
         .parent_refs
         .iter()
         .filter_map(|p| {
@@ -64,8 +113,8 @@ fn attach_route(
     let mut rules: Vec<(usize, CompiledRule)> = Vec::new();
     let mut dropped: Vec<String> = Vec::new();
     let mut drop_reason = "UnsupportedValue";
-    for (i, rule) in route.spec.rules.iter().enumerate() {
-        match compile_rule(&id, i, rule, world, clusters, &mut problems) {
+    for i in 0..route.rule_names.len() {
+        match compile(i, clusters, &mut problems) {
             Ok(c) => rules.push((i, c)),
             Err(e) => {
                 drop_reason = e.reason;
@@ -74,14 +123,13 @@ fn attach_route(
         }
     }
     let bad_hostnames: Vec<String> = route
-        .spec
         .hostnames
         .iter()
         .filter_map(|h| hostname::validate(h).err())
         .collect();
 
-    let mut status = ObjectStatus::new("HTTPRoute", route_ns, &meta.name);
-    status.source = Some(source.to_string());
+    let mut status = ObjectStatus::new(route.kind, route_ns, &meta.name);
+    status.source = Some(route.source.to_string());
     for (gi, parent) in ours {
         let mut conditions = Conditions::default();
         let accepted = if !bad_hostnames.is_empty() {
@@ -91,7 +139,7 @@ fn attach_route(
                 "UnsupportedValue",
                 bad_hostnames.join("; "),
             )
-        } else if rules.is_empty() && !route.spec.rules.is_empty() {
+        } else if rules.is_empty() && !route.rule_names.is_empty() {
             Condition::new(
                 "Accepted",
                 false,
@@ -140,13 +188,13 @@ fn attach_route(
 /// Attach to the listeners of one Gateway that the parentRef selects; the error is the
 /// `Accepted=False` reason and message.
 fn attach_to_gateway(
-    route: &HttpRoute,
+    route: &RouteView<'_>,
     parent: &ParentRef,
     gw: &mut CompiledGateway,
     world: &World<'_>,
     rules: &[(usize, CompiledRule)],
 ) -> Result<(), (&'static str, String)> {
-    let route_ns = route.metadata.namespace();
+    let route_ns = route.meta.namespace();
     let candidates: Vec<usize> = gw
         .listeners
         .iter()
@@ -173,7 +221,7 @@ fn attach_to_gateway(
         .into_iter()
         .filter(|&i| {
             let l = &gw.listeners[i];
-            l.allows_kind("HTTPRoute") && namespace_allowed(l, &gw.id.namespace, route_ns, world)
+            l.allows_kind(route.kind) && namespace_allowed(l, &gw.id.namespace, route_ns, world)
         })
         .collect();
     if allowed.is_empty() {
@@ -185,7 +233,7 @@ fn attach_to_gateway(
     let mut attached = false;
     for i in allowed {
         let l = &mut gw.listeners[i];
-        let effective = effective_hostnames(l.spec.hostname.as_deref(), &route.spec.hostnames);
+        let effective = effective_hostnames(l.spec.hostname.as_deref(), route.hostnames);
         if effective.is_empty() {
             continue;
         }
@@ -200,20 +248,16 @@ fn attach_to_gateway(
                 for (mi, m) in rule.matches.iter().enumerate() {
                     bucket.push(RouteEntry {
                         id: RouteId {
-                            kind: "HTTPRoute",
+                            kind: route.kind,
                             namespace: route_ns.to_string(),
-                            name: route.metadata.name.clone(),
+                            name: route.meta.name.clone(),
                             rule: *rule_index,
-                            rule_name: route.spec.rules[*rule_index].name.clone(),
+                            rule_name: route.rule_names[*rule_index].clone(),
                             match_index: mi,
                         },
                         matcher: m.clone(),
                         action: rule.action.clone(),
-                        created: route
-                            .metadata
-                            .creation_timestamp
-                            .clone()
-                            .unwrap_or_default(),
+                        created: route.meta.creation_timestamp.clone().unwrap_or_default(),
                     });
                 }
             }

@@ -59,8 +59,9 @@ fn invalid(reason: &'static str, message: impl Into<String>) -> RuleError {
     }
 }
 
-/// Compile one rule of the route `route` (namespace/name).
+/// Compile one rule of the `route_kind` route `route` (namespace/name).
 pub(super) fn compile_rule(
+    route_kind: &str,
     route: &NsName,
     rule_index: usize,
     rule: &HttpRouteRule,
@@ -99,12 +100,13 @@ pub(super) fn compile_rule(
     let mut backends = Vec::with_capacity(rule.backend_refs.len());
     for (bi, b) in rule.backend_refs.iter().enumerate() {
         let field = format!("spec.rules[{rule_index}].backendRefs[{bi}]");
-        let target = resolve_backend(route, b, world, clusters).unwrap_or_else(|mut p| {
-            p.message = format!("{field}: {}", p.message);
-            let reason = p.message.clone();
-            problems.push(p);
-            BackendTarget::Invalid { reason }
-        });
+        let target =
+            resolve_backend(route_kind, route, b, world, clusters).unwrap_or_else(|mut p| {
+                p.message = format!("{field}: {}", p.message);
+                let reason = p.message.clone();
+                problems.push(p);
+                BackendTarget::Invalid { reason }
+            });
         backends.push(WeightedBackend {
             weight: b.weight.unwrap_or(1),
             target,
@@ -359,8 +361,10 @@ fn redirect(
     })
 }
 
-/// Resolve a backendRef to a cluster, or say why not ([HB-1], [HB-2], [RG-1]).
-fn resolve_backend(
+/// Resolve a backendRef of a `route_kind` route to a cluster, or say why not ([HB-1], [HB-2],
+/// [RG-1]). Shared by HTTPRoute and GRPCRoute.
+pub(super) fn resolve_backend(
+    route_kind: &str,
     route: &NsName,
     b: &HttpBackendRef,
     world: &World<'_>,
@@ -377,7 +381,7 @@ fn resolve_backend(
     let ns = b.namespace.as_deref().unwrap_or(&route.namespace);
     if ns != route.namespace
         && !world.permitted(
-            (GATEWAY_GROUP, "HTTPRoute", &route.namespace),
+            (GATEWAY_GROUP, route_kind, &route.namespace),
             ns,
             ("", "Service", &b.name),
         )
@@ -385,7 +389,7 @@ fn resolve_backend(
         return Err(RefProblem {
             reason: "RefNotPermitted",
             message: format!(
-                "no ReferenceGrant in {ns} allows HTTPRoutes from {} to use Service {}",
+                "no ReferenceGrant in {ns} allows {route_kind}s from {} to use Service {}",
                 route.namespace, b.name
             ),
         });

@@ -2,12 +2,14 @@
 
 pub mod core;
 pub mod gateway;
+pub mod grpc_route;
 pub mod http_route;
 pub mod meta;
 pub mod reference_grant;
 
 pub use self::core::{EndpointSlice, Namespace, Service};
 pub use gateway::{Gateway, GatewayClass};
+pub use grpc_route::GrpcRoute;
 pub use http_route::HttpRoute;
 pub use meta::{NsName, ObjectMeta, Source};
 pub use reference_grant::ReferenceGrant;
@@ -32,6 +34,8 @@ pub struct Resources {
     pub gateways: Vec<Sourced<Gateway>>,
     /// HTTPRoutes.
     pub http_routes: Vec<Sourced<HttpRoute>>,
+    /// GRPCRoutes.
+    pub grpc_routes: Vec<Sourced<GrpcRoute>>,
     /// ReferenceGrants (v1 and v1beta1).
     pub reference_grants: Vec<Sourced<ReferenceGrant>>,
     /// Services.
@@ -55,6 +59,7 @@ impl Resources {
         by_key(&mut self.gateway_classes, |o| &o.metadata);
         by_key(&mut self.gateways, |o| &o.metadata);
         by_key(&mut self.http_routes, |o| &o.metadata);
+        by_key(&mut self.grpc_routes, |o| &o.metadata);
         by_key(&mut self.reference_grants, |o| &o.metadata);
         by_key(&mut self.services, |o| &o.metadata);
         by_key(&mut self.endpoint_slices, |o| &o.metadata);

@@ -1,4 +1,5 @@
 //! Gateway API conformance support for waygate: the echo backend, and the report the data-driven cases roll up into.
 
 pub mod echo;
+pub mod grpc_echo;
 pub mod report;

@@ -425,3 +425,93 @@ spec:
     );
     assert_eq!(snapshot.route_count(), 1);
 }
+
+#[test]
+fn duplicate_rule_names_reject_the_route_hs_2() {
+    let text = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: apps}
+spec:
+  parentRefs: [{name: gw, namespace: infra, port: 8080}]
+  rules:
+  - name: same
+    backendRefs: [{name: svc, port: 8080}]
+  - name: same
+    matches: [{path: {value: /b}}]
+    backendRefs: [{name: svc, port: 8080}]
+"#;
+    let (snapshot, report) = build(text);
+    let accepted = report.find("HTTPRoute", "apps", "r").unwrap().parents[0]
+        .conditions
+        .get("Accepted")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (accepted.status.as_str(), accepted.reason.as_str()),
+        ("False", "UnsupportedValue")
+    );
+    assert!(accepted.message.contains("\"same\" is used more than once"));
+    assert_eq!(snapshot.route_count(), 0);
+}
+
+#[test]
+fn grpc_routes_attach_and_route_by_service_and_method_gr_2() {
+    let text = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: g, namespace: apps}
+spec:
+  parentRefs: [{name: gw, namespace: infra, port: 8080}]
+  hostnames: [grpc.example.com]
+  rules:
+  - matches: [{method: {service: pkg.Echo, method: Two}}]
+    backendRefs: [{name: svc, port: 8080}]
+  - matches: [{method: {service: pkg.Echo}}]
+    backendRefs: [{name: svc, port: 8080}]
+  - matches: [{method: {method: Three}, headers: [{name: x-v, value: "1"}]}]
+    backendRefs: [{name: svc, port: 8080}]
+  - filters: [{type: RequestRedirect, requestRedirect: {hostname: a.io}}]
+"#;
+    let (snapshot, report) = build(text);
+    let parent = &report.find("GRPCRoute", "apps", "g").unwrap().parents[0];
+    assert_eq!(parent.conditions.get("Accepted").unwrap().status, "True");
+    let partial = parent.conditions.get("PartiallyInvalid").unwrap();
+    assert!(
+        partial
+            .message
+            .contains("RequestRedirect is not allowed on a GRPCRoute"),
+        "{}",
+        partial.message
+    );
+    let port = snapshot
+        .port(&waygate_config::NsName::new("infra", "gw"), 8080)
+        .unwrap();
+    let route = |path: &str, headers: &[(&str, &str)]| {
+        let mut h = http::HeaderMap::new();
+        for (k, v) in headers {
+            h.insert(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        let post = http::Method::POST;
+        let req = waygate_config::RequestView {
+            method: &post,
+            host: "grpc.example.com",
+            path,
+            query: None,
+            headers: &h,
+        };
+        port.route(&req)
+            .ok()
+            .map(|m| (m.entry.id.kind, m.entry.id.rule))
+    };
+    assert_eq!(route("/pkg.Echo/Two", &[]), Some(("GRPCRoute", 0)));
+    assert_eq!(route("/pkg.Echo/One", &[]), Some(("GRPCRoute", 1)));
+    assert_eq!(
+        route("/other.Svc/Three", &[("x-v", "1")]),
+        Some(("GRPCRoute", 2))
+    );
+    assert_eq!(route("/other.Svc/Three", &[]), None);
+}

@@ -64,6 +64,7 @@ pub(super) fn compile_grpc_rule(
         matches,
         filters: rule.filters.clone(),
         backend_refs: rule.backend_refs.clone(),
+        ..Default::default()
     };
     compile_rule(
         "GRPCRoute",

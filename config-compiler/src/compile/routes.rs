@@ -122,22 +122,33 @@ fn attach_route(
             }
         }
     }
-    let bad_hostnames: Vec<String> = route
+    let mut invalid_spec: Vec<String> = route
         .hostnames
         .iter()
         .filter_map(|h| hostname::validate(h).err())
         .collect();
+    // [HS-2] rule names are unique within a route (the API server's validation would refuse it).
+    let mut names: Vec<&str> = route
+        .rule_names
+        .iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        invalid_spec.push(format!("rule name {:?} is used more than once", w[0]));
+    }
 
     let mut status = ObjectStatus::new(route.kind, route_ns, &meta.name);
     status.source = Some(route.source.to_string());
     for (gi, parent) in ours {
         let mut conditions = Conditions::default();
-        let accepted = if !bad_hostnames.is_empty() {
+        let accepted = if !invalid_spec.is_empty() {
             Condition::new(
                 "Accepted",
                 false,
                 "UnsupportedValue",
-                bad_hostnames.join("; "),
+                invalid_spec.join("; "),
             )
         } else if rules.is_empty() && !route.rule_names.is_empty() {
             Condition::new(

@@ -10,7 +10,7 @@ use crate::request_match::{Mismatch, PathMatch, RequestMatch, RequestView};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
-use waygate_filters::Filter;
+use waygate_filters::{Filter, RetryPolicy, Timeouts};
 
 /// Which route, rule and match an entry came from.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -76,8 +76,9 @@ pub enum BackendTarget {
     },
 }
 
-/// What a matched rule does: its filters and its weighted backends.
-#[derive(Debug, Clone, Serialize)]
+/// What a matched rule does: its filters, its weighted backends, and its timeouts and retries.
+/// `Default` is a rule with nothing: build with `..Default::default()` to stay clear of new fields.
+#[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RuleAction {
     /// Filters, in order.
@@ -86,6 +87,12 @@ pub struct RuleAction {
     pub backends: Vec<WeightedBackend>,
     /// Sum of the weights.
     pub total_weight: u32,
+    /// Request and per-attempt timeouts ([HT-1]).
+    #[serde(skip_serializing_if = "Timeouts::is_empty")]
+    pub timeouts: Timeouts,
+    /// Retries ([HT-2]); `None` retries nothing beyond Pingora's stale-connection retry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
 }
 
 impl RuleAction {
@@ -317,11 +324,7 @@ mod tests {
                     .collect(),
                 query: vec![],
             },
-            action: Arc::new(RuleAction {
-                filters: vec![],
-                backends: vec![],
-                total_weight: 0,
-            }),
+            action: Arc::new(RuleAction::default()),
             created: created.into(),
         }
     }

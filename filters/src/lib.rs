@@ -2,14 +2,25 @@
 //!
 //! Filters know nothing about Pingora or YAML. They act on headers through [`HeaderEdit`], which
 //! the proxy implements for its own header types, and on plain strings for paths and locations.
+//! Rule-wide policies (timeouts, retries) live here too, as plain values the proxy reads.
 
+pub mod cors;
 pub mod header_modifier;
+pub mod mirror;
 pub mod path_rewrite;
 pub mod redirect;
+pub mod retry;
+pub mod timeout;
+pub mod url_rewrite;
 
+pub use cors::{Cors, CorsSettings};
 pub use header_modifier::{HeaderEdit, HeaderModifier};
+pub use mirror::Mirror;
 pub use path_rewrite::PathRewrite;
 pub use redirect::{Redirect, RedirectInput};
+pub use retry::RetryPolicy;
+pub use timeout::Timeouts;
+pub use url_rewrite::UrlRewrite;
 
 use serde::Serialize;
 
@@ -23,4 +34,10 @@ pub enum Filter {
     ResponseHeaderModifier(HeaderModifier),
     /// Answer with a redirect instead of forwarding.
     RequestRedirect(Redirect),
+    /// Rewrite the upstream Host and/or path.
+    UrlRewrite(UrlRewrite),
+    /// Send a copy of the request to another backend and ignore its answer.
+    RequestMirror(Mirror),
+    /// Answer CORS preflights and add CORS headers to responses.
+    Cors(Cors),
 }

@@ -7,8 +7,10 @@ pub mod gateway;
 pub mod headers;
 pub mod listener;
 pub mod local_reply;
+pub mod mirror;
 pub mod proxy_app;
 pub mod reload;
+pub mod routing;
 pub mod state;
 
 pub use gateway::{Gateway, GatewayOptions};

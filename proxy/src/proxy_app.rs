@@ -1,23 +1,48 @@
 //! The `ProxyHttp` implementation: each phase asks the Snapshot one question and hands the answer
 //! to a filter or the upstream layer.
+//!
+//! Timeouts ([HT-1]): the request deadline starts when routing starts. Each upstream attempt gets
+//! a budget, the smaller of `backendRequest` and what is left of `request`, which becomes the
+//! peer's connect, read and write timeouts; the budget is checked again when response headers
+//! arrive and with every response body chunk, so a slow body is cut off too (the downstream
+//! response is then truncated, as nothing else can be said once headers went out). A body that
+//! stalls completely is cut by the read timeout, so it can overrun the deadline by at most one
+//! budget. Expiry before the response starts answers 504 `upstream request timeout`.
+//!
+//! Retries ([HT-2]) use Pingora's retry loop: an error marked retryable makes Pingora call
+//! `upstream_peer` again, where we wait the backoff and pick the next endpoint. Connection
+//! errors and attempts that outlive `backendRequest` are marked in `fail_to_connect` /
+//! `error_while_proxy`. A retriable status is turned into an error in `upstream_response_filter`,
+//! which runs before anything is written downstream, so the response is discarded and the
+//! attempt repeated; when no retry is left the status is passed through unchanged. When the
+//! request deadline leaves no room for the backoff, the answer is 504 at once (as Envoy's would be
+//! when its timer fires during the backoff). A retry happens only while nothing was sent
+//! downstream and the request body, if any, is still whole in Pingora's 64 KiB retry buffer.
 
 use crate::forwarded::{X_FORWARDED_FOR, append_xff};
-use crate::headers::{RequestHeaders, ResponseHeaders};
+use crate::headers::ResponseHeaders;
 use crate::local_reply::LocalReply;
+use crate::mirror::{MIRROR_BODY_LIMIT, MirrorCopy, Mirrorer};
+use crate::routing::{Decision, decide};
 use crate::state::SharedState;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
-use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use pingora::{Error, ErrorSource, ErrorType};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use waygate_config::hostname::normalize_host;
+use std::time::{Duration, Instant};
 use waygate_config::route_table::{BackendTarget, RuleAction};
 use waygate_config::snapshot::{NoRoute, RouteMatch};
 use waygate_config::{NsName, RequestView, Snapshot};
-use waygate_filters::{Filter, RedirectInput};
+use waygate_filters::{Filter, RetryPolicy};
+
+/// The most retries Pingora's loop allows with the `ServerConf` the listeners use (16 tries).
+const MAX_RETRIES: u32 = 15;
 
 /// The proxy app serving one socket: the (gateway, port) pairs bound to it.
 pub struct GatewayProxy {
@@ -27,18 +52,52 @@ pub struct GatewayProxy {
     pub state: Arc<SharedState>,
 }
 
-/// Per-request state: the Snapshot the request started on, and what routing chose.
+/// Per-request state: the Snapshot the request started on, what routing chose, and the
+/// bookkeeping of timeouts, retries, CORS and mirrors.
 #[derive(Default)]
 pub struct RequestCtx {
-    snapshot: Option<Arc<Snapshot>>,
-    action: Option<Arc<RuleAction>>,
-    backend: usize,
-    upstream: Option<SocketAddr>,
-    flag: &'static str,
+    pub(crate) snapshot: Option<Arc<Snapshot>>,
+    pub(crate) action: Option<Arc<RuleAction>>,
+    pub(crate) backend: usize,
+    pub(crate) upstream: Option<SocketAddr>,
+    pub(crate) flag: &'static str,
+    /// When `timeouts.request` expires.
+    pub(crate) deadline: Option<Instant>,
+    /// When the current upstream attempt's budget expires.
+    pub(crate) attempt_deadline: Option<Instant>,
+    /// Upstream attempts started.
+    pub(crate) attempts: u32,
+    /// `upstream_response_filter` turned this retriable status into an error to retry.
+    pub(crate) retry_status: Option<u16>,
+    /// A deadline expired: the answer is 504.
+    pub(crate) timed_out: bool,
+    /// URLRewrite: the upstream Host.
+    pub(crate) upstream_host: Option<HeaderValue>,
+    /// URLRewrite: the upstream path and query.
+    pub(crate) upstream_path: Option<String>,
+    /// CORS headers for the response.
+    pub(crate) cors: Vec<(HeaderName, HeaderValue)>,
+    /// Mirror copies waiting for the request body.
+    pub(crate) mirror: Option<PendingMirror>,
+    /// Speak HTTP/2 cleartext upstream: `appProtocol: kubernetes.io/h2c`, or a GRPCRoute ([HB-3]).
+    pub(crate) h2c_upstream: bool,
+}
+
+/// Copies to send once the request body is complete.
+pub(crate) struct PendingMirror {
+    pub(crate) copy: MirrorCopy,
+    pub(crate) targets: Vec<SocketAddr>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl RequestCtx {
+    fn retry_policy(&self) -> Option<&RetryPolicy> {
+        self.action.as_ref().and_then(|a| a.retry.as_ref())
+    }
 }
 
 impl GatewayProxy {
-    fn route<'s>(
+    pub(crate) fn route<'s>(
         &self,
         snapshot: &'s Snapshot,
         req: &RequestView<'_>,
@@ -60,10 +119,52 @@ impl GatewayProxy {
     }
 }
 
-/// What the request filter decided.
-enum Decision {
-    Reply(LocalReply),
-    Forward,
+/// A timeout error, attributed to the upstream.
+fn timeout_error(what: &'static str) -> Box<Error> {
+    Error::explain(ErrorType::ReadTimedout, what).into_up()
+}
+
+/// Whether another attempt may be made ([HT-2]): a policy with retries left, the request
+/// deadline not passed, nothing sent downstream yet, and the request body (if any) still whole
+/// in the retry buffer.
+fn retry_allowed(session: &Session, ctx: &RequestCtx) -> bool {
+    let Some(policy) = ctx.retry_policy() else {
+        return false;
+    };
+    let retries_done = ctx.attempts.saturating_sub(1);
+    if retries_done >= policy.attempts.min(MAX_RETRIES) {
+        return false;
+    }
+    if ctx.deadline.is_some_and(|d| Instant::now() >= d) {
+        return false;
+    }
+    session.response_written().is_none() && !session.retry_buffer_truncated()
+}
+
+/// Whether an error after connecting is one a retry policy covers whatever its codes: the
+/// upstream connection broke, or the attempt outlived its `backendRequest` budget ([HT-2]).
+/// Downstream errors (the client went away) are never retried.
+fn retriable_error(e: &Error) -> bool {
+    *e.esource() == ErrorSource::Upstream
+        && matches!(
+            e.etype(),
+            ErrorType::ConnectionClosed
+                | ErrorType::ReadError
+                | ErrorType::WriteError
+                | ErrorType::ConnectError
+                | ErrorType::ConnectRefused
+                | ErrorType::ConnectTimedout
+                | ErrorType::ConnectNoRoute
+                | ErrorType::ReadTimedout
+                | ErrorType::WriteTimedout
+        )
+}
+
+/// `path_and_query` on `uri`, keeping its scheme and authority (HTTP/2 requests carry them).
+fn with_path(uri: &http::Uri, path_and_query: &str) -> Option<http::Uri> {
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(path_and_query.parse().ok()?);
+    http::Uri::from_parts(parts).ok()
 }
 
 #[async_trait]
@@ -79,8 +180,14 @@ impl ProxyHttp for GatewayProxy {
         session: &mut Session,
         ctx: &mut Self::CTX,
     ) -> pingora::Result<bool> {
+        let started = Instant::now();
         let snapshot = self.state.snapshot();
         let decision = decide(self, &snapshot, session, ctx);
+        ctx.deadline = ctx
+            .action
+            .as_ref()
+            .and_then(|a| a.timeouts.request)
+            .and_then(|t| started.checked_add(t));
         ctx.snapshot = Some(snapshot);
         match decision {
             Decision::Forward => Ok(false),
@@ -92,22 +199,81 @@ impl ProxyHttp for GatewayProxy {
         }
     }
 
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Self::CTX,
+    ) -> pingora::Result<()> {
+        let Some(pending) = ctx.mirror.as_mut() else {
+            return Ok(());
+        };
+        if let Some(chunk) = body.as_ref() {
+            if pending.body.len() + chunk.len() > MIRROR_BODY_LIMIT {
+                // Too big to copy whole: no copy rather than a truncated one.
+                for _ in &pending.targets {
+                    Mirrorer::shared().drop_copy();
+                }
+                ctx.mirror = None;
+                return Ok(());
+            }
+            pending.body.extend_from_slice(chunk);
+        }
+        if end_of_stream && let Some(pending) = ctx.mirror.take() {
+            let body = Bytes::from(pending.body);
+            for target in pending.targets {
+                Mirrorer::shared().send(target, &pending.copy, body.clone());
+            }
+        }
+        Ok(())
+    }
+
     async fn upstream_peer(
         &self,
         _session: &mut Session,
         ctx: &mut Self::CTX,
     ) -> pingora::Result<Box<HttpPeer>> {
+        ctx.attempts += 1;
+        if ctx.attempts > 1 {
+            prepare_retry(ctx).await?;
+        }
         let addr = ctx
             .upstream
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no upstream chosen"))?;
-        Ok(Box::new(HttpPeer::new(addr, false, String::new())))
+        let mut peer = HttpPeer::new(addr, false, String::new());
+        if ctx.h2c_upstream {
+            // Prior knowledge: with no TLS there is no ALPN to negotiate HTTP/2.
+            peer.options.set_http_version(2, 2);
+        }
+        // The attempt's budget: backendRequest, within what is left of the request timeout.
+        let now = Instant::now();
+        let left = ctx.deadline.map(|d| d.saturating_duration_since(now));
+        if left.is_some_and(|l| l.is_zero()) {
+            ctx.timed_out = true;
+            return Err(timeout_error("request timeout expired before the attempt"));
+        }
+        let per_try = ctx.action.as_ref().and_then(|a| a.timeouts.backend_request);
+        let budget = match (left, per_try) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        ctx.attempt_deadline = budget.and_then(|b| now.checked_add(b));
+        if let Some(b) = budget {
+            let o = &mut peer.options;
+            o.connection_timeout = Some(b);
+            o.total_connection_timeout = Some(b);
+            o.read_timeout = Some(b);
+            o.write_timeout = Some(b);
+        }
+        Ok(Box::new(peer))
     }
 
     async fn upstream_request_filter(
         &self,
         session: &mut Session,
         upstream: &mut RequestHeader,
-        _ctx: &mut Self::CTX,
+        ctx: &mut Self::CTX,
     ) -> pingora::Result<()> {
         // HTTP/2 clients send :authority instead of Host; HTTP/1.1 upstreams need Host.
         if upstream.headers.get(http::header::HOST).is_none()
@@ -115,13 +281,65 @@ impl ProxyHttp for GatewayProxy {
         {
             upstream.insert_header(http::header::HOST, auth)?;
         }
+        // [HF-3] Pingora re-derives the URI authority from this Host after this filter.
+        if let Some(host) = &ctx.upstream_host {
+            upstream.insert_header(http::header::HOST, host.clone())?;
+        }
+        if let Some(pq) = &ctx.upstream_path
+            && let Some(uri) = with_path(&upstream.uri, pq)
+        {
+            upstream.set_uri(uri);
+        }
         if let Some(peer) = session.client_addr().and_then(|a| a.as_inet())
             && let Some(xff) = append_xff(upstream.headers.get(&X_FORWARDED_FOR), peer.ip())
         {
             upstream.insert_header("x-forwarded-for", xff)?;
         }
         upstream.insert_header("x-forwarded-proto", "http")?;
+        if ctx.attempts > 1 {
+            // [EC-2] retries carry the attempt number.
+            upstream.insert_header("x-envoy-attempt-count", ctx.attempts.to_string())?;
+        }
         Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Self::CTX,
+    ) -> pingora::Result<()> {
+        if resp.status.is_informational() {
+            return Ok(());
+        }
+        if ctx.attempt_deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(timeout_error("response headers arrived after the timeout"));
+        }
+        let code = resp.status.as_u16();
+        if ctx.retry_policy().is_some_and(|p| p.retries_status(code)) && retry_allowed(session, ctx)
+        {
+            // Nothing has gone downstream yet: drop this answer and try again ([HT-2]).
+            ctx.retry_status = Some(code);
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(code),
+                "retrying a retriable upstream status",
+            ));
+        }
+        Ok(())
+    }
+
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Self::CTX,
+    ) -> pingora::Result<Option<Duration>> {
+        if ctx.attempt_deadline.is_some_and(|d| Instant::now() >= d) {
+            ctx.timed_out = true;
+            return Err(timeout_error("response body still arriving at the timeout"));
+        }
+        Ok(None)
     }
 
     async fn response_filter(
@@ -143,7 +361,73 @@ impl ProxyHttp for GatewayProxy {
                 m.apply(&mut ResponseHeaders(resp));
             }
         }
+        if !ctx.cors.is_empty() {
+            for (name, value) in &ctx.cors {
+                resp.insert_header(name.clone(), value.clone())?;
+            }
+            resp.append_header(http::header::VARY, "Origin")?;
+        }
         Ok(())
+    }
+
+    fn suppress_proxy_warn_log(
+        &self,
+        session: &Session,
+        ctx: &Self::CTX,
+        e: &Error,
+        context: ProxyWarnLogContext,
+    ) -> bool {
+        // A retried status is policy at work, not a failure: log it quietly.
+        let policy_retry = context == ProxyWarnLogContext::UpstreamRetry
+            && matches!(e.etype(), ErrorType::HTTPStatus(_));
+        if policy_retry {
+            tracing::debug!(
+                path = session.req_header().uri.path(),
+                attempt = ctx.attempts,
+                "retrying: {e}"
+            );
+        }
+        policy_retry
+    }
+
+    fn fail_to_connect(
+        &self,
+        session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Self::CTX,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        // [HT-2] connection errors are retried by a retry policy.
+        if retry_allowed(session, ctx) {
+            e.set_retry(true);
+        }
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut Self::CTX,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        if ctx.retry_status.take().is_some() {
+            // upstream_response_filter already decided.
+            e.set_retry(true);
+            return e;
+        }
+        // Pingora's default: an error on a reused keep-alive connection is retried when safe.
+        if session.req_header().method.is_idempotent() && !session.retry_buffer_truncated() {
+            e.retry.decide_reuse(client_reused);
+        } else {
+            e.set_retry(false);
+        }
+        if !e.retry() && retriable_error(&e) && retry_allowed(session, ctx) {
+            e.set_retry(true);
+        }
+        e
     }
 
     async fn fail_to_proxy(
@@ -152,31 +436,27 @@ impl ProxyHttp for GatewayProxy {
         e: &Error,
         ctx: &mut Self::CTX,
     ) -> FailToProxy {
+        let timed_out = ctx.timed_out
+            || matches!(
+                e.etype(),
+                ErrorType::ReadTimedout | ErrorType::WriteTimedout
+            )
+            || (*e.etype() == ErrorType::ConnectTimedout && ctx.attempt_deadline.is_some());
         let reply = match e.etype() {
+            _ if timed_out && *e.esource() != ErrorSource::Downstream => {
+                Some(LocalReply::upstream_timeout())
+            }
             ErrorType::ConnectTimedout
             | ErrorType::ConnectRefused
             | ErrorType::ConnectNoRoute
             | ErrorType::ConnectError
             | ErrorType::TLSHandshakeFailure => Some(LocalReply::connect_failure()),
-            _ if *e.esource() == ErrorSource::Upstream => Some(LocalReply {
-                status: 503,
-                body: "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
-                flag: "UC",
-                header: None,
-            }),
-            ErrorType::HTTPStatus(code) => Some(LocalReply {
-                status: *code,
-                body: "",
-                flag: "",
-                header: None,
-            }),
+            _ if *e.esource() == ErrorSource::Upstream => {
+                Some(LocalReply::connection_termination())
+            }
+            ErrorType::HTTPStatus(code) => Some(LocalReply::status(*code)),
             _ if *e.esource() == ErrorSource::Downstream => None,
-            _ => Some(LocalReply {
-                status: 500,
-                body: "",
-                flag: "",
-                header: None,
-            }),
+            _ => Some(LocalReply::status(500)),
         };
         if reply.is_some() {
             let req = session.req_header();
@@ -184,10 +464,13 @@ impl ProxyHttp for GatewayProxy {
                 method = %req.method,
                 path = req.uri.path(),
                 upstream = ?ctx.upstream,
+                attempts = ctx.attempts,
                 "proxy failed: {e}"
             );
         }
         let code = match reply {
+            // Once a response has started nothing more can be said; the connection is closed.
+            Some(_) if session.response_written().is_some() => 0,
             Some(r) => {
                 ctx.flag = r.flag;
                 // The downstream may be gone already; nothing more to do then.
@@ -203,85 +486,36 @@ impl ProxyHttp for GatewayProxy {
     }
 }
 
-/// Route the request, run request filters, and pick the backend and endpoint.
-fn decide(
-    app: &GatewayProxy,
-    snapshot: &Snapshot,
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-) -> Decision {
-    let req = session.req_header();
-    let raw_host = req
-        .headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri.authority().map(|a| a.as_str()))
-        .unwrap_or("");
-    let host = normalize_host(raw_host);
-    let path = req.uri.path();
-    let view = RequestView {
-        method: &req.method,
-        host: &host,
-        path,
-        query: req.uri.query(),
-        headers: &req.headers,
-    };
-    let Ok(found) = app.route(snapshot, &view) else {
-        return Decision::Reply(LocalReply::no_route());
-    };
-    let action = found.entry.action.clone();
-    // Redirect is answered locally and needs the request as it arrived.
-    for f in &action.filters {
-        if let Filter::RequestRedirect(r) = f {
-            let input = RedirectInput {
-                scheme: "http",
-                host: &host,
-                listener_port: found.listener.port,
-                path,
-                query: view.query,
-                matched_prefix: found.entry.matcher.matched_prefix(),
-            };
-            return Decision::Reply(LocalReply::redirect(r.status, r.location(&input)));
+/// Before a retry: wait the backoff, move to the next endpoint of the same backend, and forget
+/// any mirror body collected so far (Pingora replays the body). A backoff that would outlast the
+/// request deadline ends the request with 504 now instead of sleeping until the deadline.
+async fn prepare_retry(ctx: &mut RequestCtx) -> pingora::Result<()> {
+    if let Some(policy) = ctx.retry_policy() {
+        let wait = policy.wait(ctx.attempts - 1, rand::random_range(0..=1000));
+        if ctx
+            .deadline
+            .is_some_and(|d| Instant::now().checked_add(wait).is_none_or(|end| end >= d))
+        {
+            ctx.timed_out = true;
+            return Err(timeout_error(
+                "request timeout expires during the retry backoff",
+            ));
         }
+        tokio::time::sleep(wait).await;
     }
-    let chosen = if action.total_weight == 0 {
-        None
-    } else {
-        action
-            .pick(rand::random_range(0..action.total_weight))
-            .and_then(|i| action.backends.get(i).map(|b| (i, b)))
-    };
-    let req = session.req_header_mut();
-    for f in &action.filters {
-        if let Filter::RequestHeaderModifier(m) = f {
-            m.apply(&mut RequestHeaders(req));
-        }
+    let next = ctx
+        .snapshot
+        .as_ref()
+        .zip(ctx.action.as_ref())
+        .and_then(|(s, a)| match &a.backends.get(ctx.backend)?.target {
+            BackendTarget::Cluster { index, .. } => s.clusters.get(*index)?.next_endpoint(),
+            BackendTarget::Invalid { .. } => None,
+        });
+    if next.is_some() {
+        ctx.upstream = next;
     }
-    let Some((index, backend)) = chosen else {
-        ctx.action = Some(action);
-        return Decision::Reply(LocalReply::invalid_backend());
-    };
-    for f in &backend.filters {
-        if let Filter::RequestHeaderModifier(m) = f {
-            m.apply(&mut RequestHeaders(req));
-        }
+    if let Some(m) = ctx.mirror.as_mut() {
+        m.body.clear();
     }
-    let reply = match &backend.target {
-        BackendTarget::Invalid { .. } => Some(LocalReply::invalid_backend()),
-        BackendTarget::Cluster { index: c, .. } => {
-            match snapshot.clusters.get(*c).and_then(|c| c.next_endpoint()) {
-                Some(addr) => {
-                    ctx.upstream = Some(addr);
-                    None
-                }
-                None => Some(LocalReply::no_healthy_upstream()),
-            }
-        }
-    };
-    ctx.backend = index;
-    ctx.action = Some(action);
-    match reply {
-        Some(r) => Decision::Reply(r),
-        None => Decision::Forward,
-    }
+    Ok(())
 }

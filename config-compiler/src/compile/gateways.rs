@@ -65,6 +65,8 @@ fn is_ours(r: &Resources, gw: &Gateway) -> bool {
 /// A Gateway being compiled: its listeners' state, filled in by route attachment.
 pub(crate) struct CompiledGateway {
     pub id: NsName,
+    /// Why the Gateway as a whole is not accepted (`InvalidParameters`), if it is not.
+    invalid: Option<(&'static str, String)>,
     source: Option<String>,
     generation: Option<i64>,
     pub listeners: Vec<ListenerState>,
@@ -148,10 +150,27 @@ fn compile_gateway(gw: &Gateway) -> CompiledGateway {
     }
     CompiledGateway {
         id: gw.metadata.ns_name(),
+        invalid: invalid_parameters(gw),
         source: None,
         generation: gw.metadata.generation,
         listeners,
     }
+}
+
+/// [GW-7] `spec.infrastructure.parametersRef`: Istio reads a ConfigMap there; this build uses
+/// none of its settings, and any other kind makes the Gateway `Accepted=False/InvalidParameters`.
+fn invalid_parameters(gw: &Gateway) -> Option<(&'static str, String)> {
+    let r = gw.spec.infrastructure.as_ref()?.parameters_ref.as_ref()?;
+    if r.group.is_empty() && r.kind == "ConfigMap" {
+        return None;
+    }
+    Some((
+        "InvalidParameters",
+        format!(
+            "parametersRef {}/{} {:?} is not supported (only a ConfigMap is)",
+            r.group, r.kind, r.name
+        ),
+    ))
 }
 
 fn validate_listener(spec: &ListenerSpec) -> ListenerState {
@@ -320,7 +339,16 @@ fn mark_conflicts(listeners: &mut [ListenerState]) {
 
 impl CompiledGateway {
     /// Gateway status and its served part.
-    pub(super) fn finish(self) -> (ObjectStatus, GatewayIr) {
+    pub(super) fn finish(mut self) -> (ObjectStatus, GatewayIr) {
+        if let Some((_, msg)) = &self.invalid {
+            // Nothing of an invalid Gateway is served.
+            for l in &mut self.listeners {
+                l.programmed = false;
+                l.status
+                    .conditions
+                    .set(Condition::new("Programmed", false, "Invalid", msg.clone()));
+            }
+        }
         let mut status = ObjectStatus::new("Gateway", &self.id.namespace, &self.id.name);
         status.source = self.source;
         let total = self.listeners.len();
@@ -342,7 +370,10 @@ impl CompiledGateway {
                 "No listener is valid",
             )
         };
-        status.conditions.set(accepted);
+        status.conditions.set(match &self.invalid {
+            Some((reason, msg)) => Condition::new("Accepted", false, reason, msg.clone()),
+            None => accepted,
+        });
         status.conditions.set(if good > 0 || total == 0 {
             Condition::new("Programmed", true, "Programmed", "Gateway is served")
         } else {

@@ -1,5 +1,5 @@
-//! One HTTPRoute rule → route entries' shared parts: matches, filters, weighted backends ([HR-6],
-//! [HR-7], [HF-0..2], [HB-1], [HB-2]).
+//! One HTTPRoute rule → route entries' shared parts: matches, filters, weighted backends,
+//! timeouts and retries ([HR-6], [HR-7], [HF-0..5], [HB-1], [HB-2], [HT-1], [HT-2]).
 
 use super::clusters::{ClusterSet, cluster_name};
 use super::{GATEWAY_GROUP, World};
@@ -8,12 +8,15 @@ use crate::request_match::{
 };
 use crate::resources::NsName;
 use crate::resources::http_route::{
-    HttpBackendRef, HttpHeaderMatch, HttpRouteFilter, HttpRouteRule,
+    BackendObjectRef, HttpHeaderMatch, HttpPathModifier, HttpRouteFilter, HttpRouteRule,
 };
 use crate::route_table::{BackendTarget, RuleAction, WeightedBackend};
 use http::{HeaderName, Method};
 use std::sync::Arc;
-use waygate_filters::{Filter, HeaderModifier, PathRewrite, Redirect};
+use waygate_filters::{
+    Cors, CorsSettings, Filter, HeaderModifier, Mirror, PathRewrite, Redirect, RetryPolicy,
+    Timeouts, UrlRewrite,
+};
 
 /// A compiled rule.
 pub(super) struct CompiledRule {
@@ -85,8 +88,20 @@ pub(super) fn compile_rule(
             })
             .collect::<Result<Vec<_>, _>>()?
     };
-    let filters = compile_filters(&rule.filters, &matches, false)
-        .map_err(|e| e.at(format!("spec.rules[{rule_index}].filters")))?;
+    let mut refs = RefContext {
+        route_kind,
+        route,
+        world,
+        clusters,
+        problems,
+    };
+    let filters = compile_filters(
+        &rule.filters,
+        &matches,
+        false,
+        &format!("spec.rules[{rule_index}].filters"),
+        &mut refs,
+    )?;
     let redirects = filters
         .iter()
         .any(|f| matches!(f, Filter::RequestRedirect(_)));
@@ -97,21 +112,44 @@ pub(super) fn compile_rule(
         )
         .at(format!("spec.rules[{rule_index}]")));
     }
+    let timeouts = match &rule.timeouts {
+        None => Timeouts::default(),
+        Some(t) => {
+            Timeouts::new(t.request.as_deref(), t.backend_request.as_deref()).map_err(|e| {
+                invalid("UnsupportedValue", e.to_string())
+                    .at(format!("spec.rules[{rule_index}].timeouts"))
+            })?
+        }
+    };
+    let retry = match &rule.retry {
+        None => None,
+        Some(r) => Some(
+            RetryPolicy::new(&r.codes, r.attempts, r.backoff.as_deref()).map_err(|e| {
+                invalid("UnsupportedValue", e.to_string())
+                    .at(format!("spec.rules[{rule_index}].retry"))
+            })?,
+        ),
+    };
     let mut backends = Vec::with_capacity(rule.backend_refs.len());
     for (bi, b) in rule.backend_refs.iter().enumerate() {
         let field = format!("spec.rules[{rule_index}].backendRefs[{bi}]");
-        let target =
-            resolve_backend(route_kind, route, b, world, clusters).unwrap_or_else(|mut p| {
-                p.message = format!("{field}: {}", p.message);
-                let reason = p.message.clone();
-                problems.push(p);
-                BackendTarget::Invalid { reason }
-            });
+        let target = refs.resolve(&b.object_ref()).unwrap_or_else(|mut p| {
+            p.message = format!("{field}: {}", p.message);
+            let reason = p.message.clone();
+            refs.problems.push(p);
+            BackendTarget::Invalid { reason }
+        });
+        let filters = compile_filters(
+            &b.filters,
+            &matches,
+            true,
+            &format!("{field}.filters"),
+            &mut refs,
+        )?;
         backends.push(WeightedBackend {
             weight: b.weight.unwrap_or(1),
             target,
-            filters: compile_filters(&b.filters, &matches, true)
-                .map_err(|e| e.at(format!("{field}.filters")))?,
+            filters,
         });
     }
     let total_weight = backends.iter().map(|b| b.weight).sum();
@@ -121,8 +159,25 @@ pub(super) fn compile_rule(
             filters,
             backends,
             total_weight,
+            timeouts,
+            retry,
         }),
     })
+}
+
+/// What filter compilation needs to resolve a mirror's backendRef and report it.
+struct RefContext<'r, 'w, 'a> {
+    route_kind: &'r str,
+    route: &'r NsName,
+    world: &'r World<'w>,
+    clusters: &'a mut ClusterSet,
+    problems: &'a mut Vec<RefProblem>,
+}
+
+impl RefContext<'_, '_, '_> {
+    fn resolve(&mut self, b: &BackendObjectRef) -> Result<BackendTarget, RefProblem> {
+        resolve_backend(self.route_kind, self.route, b, self.world, self.clusters)
+    }
 }
 
 fn compile_match(
@@ -240,67 +295,210 @@ fn compile_filters(
     specs: &[HttpRouteFilter],
     matches: &[RequestMatch],
     on_backend: bool,
+    field: &str,
+    refs: &mut RefContext<'_, '_, '_>,
 ) -> Result<Vec<Filter>, RuleError> {
     let mut out = Vec::with_capacity(specs.len());
     let mut seen: Vec<&str> = Vec::new();
-    for f in specs {
+    for (i, f) in specs.iter().enumerate() {
+        let at = |e: RuleError| e.at(format!("{field}[{i}]"));
         // [HF-0] each filter type at most once, except RequestMirror and ExtensionRef.
         if seen.contains(&f.kind.as_str())
             && !matches!(f.kind.as_str(), "RequestMirror" | "ExtensionRef")
         {
-            return Err(invalid(
+            return Err(at(invalid(
                 "UnsupportedValue",
                 format!("filter {} appears more than once", f.kind),
-            ));
+            )));
         }
         seen.push(&f.kind);
-        let missing = || {
-            invalid(
-                "UnsupportedValue",
-                format!("filter {} has no settings", f.kind),
-            )
-        };
-        let modifier = |m: &crate::resources::http_route::HeaderModifierSpec| {
-            HeaderModifier::new(
-                m.set.iter().map(|h| (h.name.as_str(), h.value.as_str())),
-                m.add.iter().map(|h| (h.name.as_str(), h.value.as_str())),
-                m.remove.iter().map(String::as_str),
-            )
-            .map_err(|e| invalid("UnsupportedValue", format!("filter {}: {e}", f.kind)))
-        };
-        let compiled = match f.kind.as_str() {
-            "RequestHeaderModifier" => Filter::RequestHeaderModifier(modifier(
-                f.request_header_modifier.as_ref().ok_or_else(missing)?,
-            )?),
-            "ResponseHeaderModifier" => Filter::ResponseHeaderModifier(modifier(
-                f.response_header_modifier.as_ref().ok_or_else(missing)?,
-            )?),
-            "RequestRedirect" if !on_backend => Filter::RequestRedirect(redirect(
-                f.request_redirect.as_ref().ok_or_else(missing)?,
-                matches,
-            )?),
-            "URLRewrite" if seen.contains(&"RequestRedirect") => {
-                return Err(invalid(
-                    "IncompatibleFilters",
-                    "URLRewrite and RequestRedirect cannot be combined",
-                ));
-            }
-            "RequestRedirect" if seen.contains(&"URLRewrite") => {
-                return Err(invalid(
-                    "IncompatibleFilters",
-                    "URLRewrite and RequestRedirect cannot be combined",
-                ));
-            }
-            other => {
-                return Err(invalid(
-                    "UnsupportedValue",
-                    format!("filter {other} is not supported by this build yet"),
-                ));
-            }
-        };
-        out.push(compiled);
+        // [HF-0] URLRewrite together with RequestRedirect is invalid, whatever their order.
+        if seen.contains(&"URLRewrite") && seen.contains(&"RequestRedirect") {
+            return Err(at(invalid(
+                "IncompatibleFilters",
+                "URLRewrite and RequestRedirect cannot be combined",
+            )));
+        }
+        if let Some(compiled) = compile_filter(f, matches, on_backend, refs).map_err(at)? {
+            out.push(compiled);
+        }
     }
     Ok(out)
+}
+
+/// One filter; `Ok(None)` for a mirror whose backend did not resolve (reported, not configured).
+fn compile_filter(
+    f: &HttpRouteFilter,
+    matches: &[RequestMatch],
+    on_backend: bool,
+    refs: &mut RefContext<'_, '_, '_>,
+) -> Result<Option<Filter>, RuleError> {
+    let missing = || {
+        invalid(
+            "UnsupportedValue",
+            format!("filter {} has no settings", f.kind),
+        )
+    };
+    let modifier = |m: &crate::resources::http_route::HeaderModifierSpec| {
+        HeaderModifier::new(
+            m.set.iter().map(|h| (h.name.as_str(), h.value.as_str())),
+            m.add.iter().map(|h| (h.name.as_str(), h.value.as_str())),
+            m.remove.iter().map(String::as_str),
+        )
+        .map_err(|e| invalid("UnsupportedValue", format!("filter {}: {e}", f.kind)))
+    };
+    let compiled = match f.kind.as_str() {
+        "RequestHeaderModifier" => Filter::RequestHeaderModifier(modifier(
+            f.request_header_modifier.as_ref().ok_or_else(missing)?,
+        )?),
+        "ResponseHeaderModifier" => Filter::ResponseHeaderModifier(modifier(
+            f.response_header_modifier.as_ref().ok_or_else(missing)?,
+        )?),
+        "RequestRedirect" if !on_backend => Filter::RequestRedirect(redirect(
+            f.request_redirect.as_ref().ok_or_else(missing)?,
+            matches,
+        )?),
+        "URLRewrite" => {
+            let spec = f.url_rewrite.as_ref().ok_or_else(missing)?;
+            Filter::UrlRewrite(url_rewrite(spec, matches)?)
+        }
+        "RequestMirror" => {
+            let spec = f.request_mirror.as_ref().ok_or_else(missing)?;
+            // [HF-4] an unresolvable mirror sets ResolvedRefs=False and is not configured.
+            let (index, name) = match refs.resolve(&spec.backend_ref) {
+                Ok(BackendTarget::Cluster { index, name }) => (index, name),
+                Ok(BackendTarget::Invalid { reason }) => {
+                    refs.problems.push(RefProblem {
+                        reason: "BackendNotFound",
+                        message: format!("RequestMirror backendRef: {reason}"),
+                    });
+                    return Ok(None);
+                }
+                Err(mut p) => {
+                    p.message = format!("RequestMirror backendRef: {}", p.message);
+                    refs.problems.push(p);
+                    return Ok(None);
+                }
+            };
+            let fraction = spec
+                .fraction
+                .as_ref()
+                .map(|fr| (fr.numerator, fr.denominator));
+            Filter::RequestMirror(
+                Mirror::new(index, name, spec.percent, fraction)
+                    .map_err(|e| invalid("UnsupportedValue", e.to_string()))?,
+            )
+        }
+        // CORS answers preflights before a backend is chosen, so it belongs to the rule.
+        "CORS" if !on_backend => {
+            let spec = f.cors.as_ref().ok_or_else(missing)?;
+            Filter::Cors(
+                Cors::new(&CorsSettings {
+                    allow_origins: &spec.allow_origins,
+                    allow_methods: &spec.allow_methods,
+                    allow_headers: &spec.allow_headers,
+                    expose_headers: &spec.expose_headers,
+                    max_age: spec.max_age,
+                    allow_credentials: spec.allow_credentials.unwrap_or(false),
+                })
+                .map_err(|e| invalid("UnsupportedValue", e.to_string()))?,
+            )
+        }
+        other @ ("RequestRedirect" | "CORS") => {
+            return Err(invalid(
+                "UnsupportedValue",
+                format!("filter {other} is not supported on a backendRef"),
+            ));
+        }
+        other => {
+            return Err(invalid(
+                "UnsupportedValue",
+                format!("filter {other} is not supported by this build yet"),
+            ));
+        }
+    };
+    Ok(Some(compiled))
+}
+
+/// A path modifier. `ReplacePrefixMatch` needs PathPrefix matches only; `single_prefix` asks
+/// for exactly one (as RequestRedirect does, [HF-2]).
+fn path_modifier(
+    p: &HttpPathModifier,
+    matches: &[RequestMatch],
+    single_prefix: bool,
+) -> Result<PathRewrite, RuleError> {
+    match p.kind.as_str() {
+        "ReplaceFullPath" => {
+            let path = p.replace_full_path.clone().unwrap_or_else(|| "/".into());
+            check_path(&path)?;
+            Ok(PathRewrite::ReplaceFullPath(path))
+        }
+        "ReplacePrefixMatch" => {
+            let all_prefixes = matches.iter().all(|m| m.matched_prefix().is_some());
+            if !all_prefixes || matches.is_empty() || (single_prefix && matches.len() != 1) {
+                let want = if single_prefix {
+                    "exactly one PathPrefix match"
+                } else {
+                    "PathPrefix matches only"
+                };
+                return Err(invalid(
+                    "UnsupportedValue",
+                    format!("ReplacePrefixMatch needs {want}"),
+                ));
+            }
+            let replacement = p.replace_prefix_match.clone().unwrap_or_default();
+            if !replacement.is_empty() {
+                check_path(&replacement)?;
+            }
+            Ok(PathRewrite::ReplacePrefixMatch(replacement))
+        }
+        other => Err(invalid(
+            "UnsupportedValue",
+            format!("unknown path modifier {other:?}"),
+        )),
+    }
+}
+
+/// A replacement path must be an absolute path that can go into a request line.
+fn check_path(path: &str) -> Result<(), RuleError> {
+    let ok = path.starts_with('/')
+        && !path.contains(['?', '#'])
+        && path.parse::<http::uri::PathAndQuery>().is_ok();
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "UnsupportedValue",
+            format!("path {path:?} is not an absolute path"),
+        ))
+    }
+}
+
+fn url_rewrite(
+    spec: &crate::resources::http_route::UrlRewriteSpec,
+    matches: &[RequestMatch],
+) -> Result<UrlRewrite, RuleError> {
+    if let Some(h) = spec.hostname.as_deref() {
+        // A PreciseHostname: no wildcard, valid as a Host header.
+        let precise = crate::hostname::validate(h).is_ok()
+            && !h.contains('*')
+            && http::HeaderValue::from_str(h).is_ok();
+        if !precise {
+            return Err(invalid(
+                "UnsupportedValue",
+                format!("URLRewrite hostname {h:?} must be a precise hostname"),
+            ));
+        }
+    }
+    let path = spec
+        .path
+        .as_ref()
+        .map(|p| path_modifier(p, matches, false))
+        .transpose()?;
+    Ok(UrlRewrite {
+        hostname: spec.hostname.clone(),
+        path,
+    })
 }
 
 fn redirect(
@@ -322,36 +520,11 @@ fn redirect(
             format!("redirect scheme {s:?} is not http or https"),
         ));
     }
-    let path = match &spec.path {
-        None => None,
-        Some(p) => match p.kind.as_str() {
-            "ReplaceFullPath" => Some(PathRewrite::ReplaceFullPath(
-                p.replace_full_path.clone().unwrap_or_else(|| "/".into()),
-            )),
-            "ReplacePrefixMatch" => {
-                // [HF-2] needs exactly one PathPrefix match.
-                let prefixes = matches
-                    .iter()
-                    .filter(|m| m.matched_prefix().is_some())
-                    .count();
-                if prefixes != 1 || matches.len() != 1 {
-                    return Err(invalid(
-                        "UnsupportedValue",
-                        "ReplacePrefixMatch needs exactly one PathPrefix match",
-                    ));
-                }
-                Some(PathRewrite::ReplacePrefixMatch(
-                    p.replace_prefix_match.clone().unwrap_or_default(),
-                ))
-            }
-            other => {
-                return Err(invalid(
-                    "UnsupportedValue",
-                    format!("unknown path modifier {other:?}"),
-                ));
-            }
-        },
-    };
+    let path = spec
+        .path
+        .as_ref()
+        .map(|p| path_modifier(p, matches, true))
+        .transpose()?;
     Ok(Redirect {
         scheme: spec.scheme.clone(),
         hostname: spec.hostname.clone(),
@@ -366,7 +539,7 @@ fn redirect(
 pub(super) fn resolve_backend(
     route_kind: &str,
     route: &NsName,
-    b: &HttpBackendRef,
+    b: &BackendObjectRef,
     world: &World<'_>,
     clusters: &mut ClusterSet,
 ) -> Result<BackendTarget, RefProblem> {
@@ -418,4 +591,189 @@ pub(super) fn resolve_backend(
         index: clusters.intern(id, port),
         name,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::route_table::RuleAction;
+    use crate::{CompileOptions, Snapshot, StatusReport, compile, load_str};
+    use std::time::Duration;
+    use waygate_filters::Filter;
+
+    const BASE: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - {name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: svc, namespace: apps}
+spec: {ports: [{name: http, port: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: shadow, namespace: other}
+spec: {ports: [{name: http, port: 8080}]}
+"#;
+
+    /// Compile one route `apps/r` whose spec continues with `rules`.
+    fn build(rules: &str) -> (Snapshot, StatusReport) {
+        let route = format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r, namespace: apps}}\nspec:\n  parentRefs: [{{name: gw, namespace: infra}}]\n  rules:\n{rules}"
+        );
+        let r = load_str("t.yaml", &format!("{BASE}\n---\n{route}")).unwrap();
+        compile(&r, &CompileOptions::default())
+    }
+
+    fn condition(report: &StatusReport, kind: &str) -> (String, String, String) {
+        let c = report.find("HTTPRoute", "apps", "r").unwrap().parents[0]
+            .conditions
+            .get(kind)
+            .unwrap()
+            .clone();
+        (c.status, c.reason, c.message)
+    }
+
+    fn first_action(s: &Snapshot) -> &RuleAction {
+        &s.gateways[0].ports[0].listeners[0].routes.virtual_hosts[0].entries[0].action
+    }
+
+    #[test]
+    fn url_rewrite_and_redirect_are_incompatible_in_either_order_hf_0() {
+        // [HF-0] URLRewrite together with RequestRedirect → IncompatibleFilters.
+        for filters in [
+            "[{type: URLRewrite, urlRewrite: {hostname: a.io}}, {type: RequestRedirect, requestRedirect: {hostname: b.io}}]",
+            "[{type: RequestRedirect, requestRedirect: {hostname: b.io}}, {type: URLRewrite, urlRewrite: {hostname: a.io}}]",
+        ] {
+            let (_, report) = build(&format!("  - filters: {filters}\n"));
+            let (status, reason, message) = condition(&report, "Accepted");
+            assert_eq!(
+                (status.as_str(), reason.as_str()),
+                ("False", "IncompatibleFilters")
+            );
+            assert!(message.contains("spec.rules[0].filters[1]"), "{message}");
+        }
+    }
+
+    #[test]
+    fn url_rewrite_validation_hf_3() {
+        // [HF-3] ReplacePrefixMatch needs PathPrefix matches; hostnames are precise.
+        let bad = [
+            "  - matches: [{path: {type: Exact, value: /a}}]\n    filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /b}}}]\n    backendRefs: [{name: svc, port: 8080}]\n",
+            "  - filters: [{type: URLRewrite, urlRewrite: {hostname: \"*.a.io\"}}]\n    backendRefs: [{name: svc, port: 8080}]\n",
+            "  - filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplaceFullPath, replaceFullPath: no-slash}}}]\n    backendRefs: [{name: svc, port: 8080}]\n",
+            "  - filters: [{type: URLRewrite, urlRewrite: {path: {type: Other}}}]\n    backendRefs: [{name: svc, port: 8080}]\n",
+        ];
+        for rules in bad {
+            let (_, report) = build(rules);
+            let (status, reason, _) = condition(&report, "Accepted");
+            assert_eq!(
+                (status.as_str(), reason.as_str()),
+                ("False", "UnsupportedValue"),
+                "{rules}"
+            );
+        }
+        // Two PathPrefix matches are fine for URLRewrite (each request knows its prefix).
+        let (s, report) = build(
+            "  - matches: [{path: {value: /a}}, {path: {value: /b}}]\n    filters: [{type: URLRewrite, urlRewrite: {hostname: x.io, path: {type: ReplacePrefixMatch, replacePrefixMatch: /c}}}]\n    backendRefs: [{name: svc, port: 8080}]\n",
+        );
+        assert_eq!(condition(&report, "Accepted").0, "True");
+        assert!(matches!(first_action(&s).filters[0], Filter::UrlRewrite(_)));
+    }
+
+    #[test]
+    fn unresolvable_mirror_is_reported_and_not_configured_hf_4() {
+        // [HF-4] missing or not permitted mirror backends: ResolvedRefs=False, filter absent,
+        // the rule still serves.
+        for (mirror, reason) in [
+            ("{name: missing, port: 8080}", "BackendNotFound"),
+            (
+                "{name: shadow, namespace: other, port: 8080}",
+                "RefNotPermitted",
+            ),
+            ("{name: svc, port: 9999}", "BackendNotFound"),
+        ] {
+            let (s, report) = build(&format!(
+                "  - filters: [{{type: RequestMirror, requestMirror: {{backendRef: {mirror}}}}}]\n    backendRefs: [{{name: svc, port: 8080}}]\n"
+            ));
+            let (status, got, message) = condition(&report, "ResolvedRefs");
+            assert_eq!(
+                (status.as_str(), got.as_str()),
+                ("False", reason),
+                "{mirror}"
+            );
+            assert!(message.contains("RequestMirror"), "{message}");
+            assert_eq!(condition(&report, "Accepted").0, "True");
+            assert!(first_action(&s).filters.is_empty());
+        }
+        let (s, report) = build(
+            "  - filters:\n    - {type: RequestMirror, requestMirror: {backendRef: {name: svc, port: 8080}, percent: 25}}\n    - {type: RequestMirror, requestMirror: {backendRef: {name: svc, port: 8080}}}\n    backendRefs: [{name: svc, port: 8080}]\n",
+        );
+        assert_eq!(condition(&report, "ResolvedRefs").0, "True");
+        let mirrors: Vec<_> = first_action(&s)
+            .filters
+            .iter()
+            .filter_map(|f| match f {
+                Filter::RequestMirror(m) => Some((m.numerator, m.denominator)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(mirrors, [(25, 100), (1, 1)], "multiple mirrors are allowed");
+        let (_, report) = build(
+            "  - filters: [{type: RequestMirror, requestMirror: {backendRef: {name: svc, port: 8080}, percent: 101}}]\n    backendRefs: [{name: svc, port: 8080}]\n",
+        );
+        assert_eq!(condition(&report, "Accepted").1, "UnsupportedValue");
+    }
+
+    #[test]
+    fn timeouts_and_retry_compile_into_the_action_ht_1_ht_2() {
+        let (s, report) = build(
+            "  - timeouts: {request: 10s, backendRequest: 500ms}\n    retry: {codes: [503], attempts: 3, backoff: 100ms}\n    backendRefs: [{name: svc, port: 8080}]\n",
+        );
+        assert_eq!(condition(&report, "Accepted").0, "True");
+        let a = first_action(&s);
+        assert_eq!(a.timeouts.request, Some(Duration::from_secs(10)));
+        assert_eq!(a.timeouts.backend_request, Some(Duration::from_millis(500)));
+        let retry = a.retry.as_ref().unwrap();
+        assert_eq!((retry.codes.as_slice(), retry.attempts), (&[503u16][..], 3));
+        // [HT-1] backendRequest > request, bad durations, [HT-2] bad codes: the rule is dropped.
+        for rules in [
+            "  - timeouts: {request: 1s, backendRequest: 2s}\n    backendRefs: [{name: svc, port: 8080}]\n",
+            "  - timeouts: {request: 1 second}\n    backendRefs: [{name: svc, port: 8080}]\n",
+            "  - retry: {codes: [200]}\n    backendRefs: [{name: svc, port: 8080}]\n",
+            "  - retry: {backoff: soon}\n    backendRefs: [{name: svc, port: 8080}]\n",
+        ] {
+            let (_, report) = build(rules);
+            let (status, reason, _) = condition(&report, "Accepted");
+            assert_eq!(
+                (status.as_str(), reason.as_str()),
+                ("False", "UnsupportedValue"),
+                "{rules}"
+            );
+        }
+    }
+
+    #[test]
+    fn cors_compiles_on_rules_only_hf_5() {
+        let (s, report) = build(
+            "  - filters: [{type: CORS, cors: {allowOrigins: [\"https://*.a.io\"], allowCredentials: true}}]\n    backendRefs: [{name: svc, port: 8080}]\n",
+        );
+        assert_eq!(condition(&report, "Accepted").0, "True");
+        assert!(matches!(first_action(&s).filters[0], Filter::Cors(_)));
+        for rules in [
+            "  - filters: [{type: CORS, cors: {allowOrigins: [\"*\", \"https://a.io\"]}}]\n    backendRefs: [{name: svc, port: 8080}]\n",
+            "  - backendRefs: [{name: svc, port: 8080, filters: [{type: CORS, cors: {allowOrigins: [\"*\"]}}]}]\n",
+        ] {
+            let (_, report) = build(rules);
+            assert_eq!(
+                condition(&report, "Accepted").1,
+                "UnsupportedValue",
+                "{rules}"
+            );
+        }
+    }
 }

@@ -42,6 +42,30 @@ pub struct GatewaySpec {
     /// Listeners.
     #[serde(default)]
     pub listeners: Vec<ListenerSpec>,
+    /// Infrastructure settings (labels, annotations, parametersRef).
+    #[serde(default)]
+    pub infrastructure: Option<GatewayInfrastructure>,
+}
+
+/// `spec.infrastructure`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayInfrastructure {
+    /// Implementation-specific parameters.
+    #[serde(default)]
+    pub parameters_ref: Option<LocalParametersRef>,
+}
+
+/// A reference to a parameters object in the Gateway's namespace.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct LocalParametersRef {
+    /// API group.
+    #[serde(default)]
+    pub group: String,
+    /// Kind.
+    pub kind: String,
+    /// Name.
+    pub name: String,
 }
 
 /// One Gateway listener.

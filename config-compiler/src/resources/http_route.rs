@@ -68,6 +68,39 @@ pub struct HttpRouteRule {
     /// Backends.
     #[serde(default)]
     pub backend_refs: Vec<HttpBackendRef>,
+    /// Timeouts ([HT-1]).
+    #[serde(default)]
+    pub timeouts: Option<HttpRouteTimeouts>,
+    /// Retries (experimental, [HT-2]).
+    #[serde(default)]
+    pub retry: Option<HttpRouteRetry>,
+}
+
+/// A rule's `timeouts`: Gateway API duration strings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRouteTimeouts {
+    /// The whole exchange.
+    #[serde(default)]
+    pub request: Option<String>,
+    /// One upstream attempt.
+    #[serde(default)]
+    pub backend_request: Option<String>,
+}
+
+/// A rule's `retry`. Numbers are signed so a bad value becomes a condition, not a load error.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRouteRetry {
+    /// Statuses to retry.
+    #[serde(default)]
+    pub codes: Vec<i64>,
+    /// Most retries.
+    #[serde(default)]
+    pub attempts: Option<i64>,
+    /// Least wait between attempts (a duration).
+    #[serde(default)]
+    pub backoff: Option<String>,
 }
 
 /// One match (fields ANDed).
@@ -129,10 +162,13 @@ pub struct HttpRouteFilter {
     pub request_redirect: Option<RequestRedirectSpec>,
     /// For `URLRewrite`.
     #[serde(default)]
-    pub url_rewrite: Option<serde_json::Value>,
+    pub url_rewrite: Option<UrlRewriteSpec>,
     /// For `RequestMirror`.
     #[serde(default)]
-    pub request_mirror: Option<serde_json::Value>,
+    pub request_mirror: Option<RequestMirrorSpec>,
+    /// For `CORS`.
+    #[serde(default)]
+    pub cors: Option<CorsSpec>,
     /// For `ExtensionRef`.
     #[serde(default)]
     pub extension_ref: Option<serde_json::Value>,
@@ -182,6 +218,84 @@ pub struct RequestRedirectSpec {
     pub status_code: Option<u16>,
 }
 
+/// URL rewrite settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct UrlRewriteSpec {
+    /// The upstream Host.
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// Path modifier.
+    #[serde(default)]
+    pub path: Option<HttpPathModifier>,
+}
+
+/// Request mirror settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestMirrorSpec {
+    /// Where copies go.
+    pub backend_ref: BackendObjectRef,
+    /// Share of requests, 0–100.
+    #[serde(default)]
+    pub percent: Option<i64>,
+    /// Share of requests as a fraction.
+    #[serde(default)]
+    pub fraction: Option<FractionSpec>,
+}
+
+/// A fraction; the denominator defaults to 100.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct FractionSpec {
+    /// Numerator.
+    pub numerator: i64,
+    /// Denominator.
+    #[serde(default)]
+    pub denominator: Option<i64>,
+}
+
+/// CORS settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CorsSpec {
+    /// Allowed origins (`*`, `scheme://host[:port]`, host may start with `*`).
+    #[serde(default)]
+    pub allow_origins: Vec<String>,
+    /// Whether credentials are allowed.
+    #[serde(default)]
+    pub allow_credentials: Option<bool>,
+    /// Allowed methods (or `*`).
+    #[serde(default)]
+    pub allow_methods: Vec<String>,
+    /// Allowed request headers (or `*`).
+    #[serde(default)]
+    pub allow_headers: Vec<String>,
+    /// Response headers exposed to scripts.
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    /// Preflight cache time in seconds; default 5.
+    #[serde(default)]
+    pub max_age: Option<i64>,
+}
+
+/// A reference to a backend object without weight or filters (a mirror's `backendRef`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct BackendObjectRef {
+    /// Group; default core (`""`).
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Kind; default `Service`.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Name.
+    pub name: String,
+    /// Namespace; default the route's.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Service port.
+    #[serde(default)]
+    pub port: Option<u16>,
+}
+
 /// A path modifier (`ReplaceFullPath` or `ReplacePrefixMatch`).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -221,4 +335,17 @@ pub struct HttpBackendRef {
     /// Filters applied only when this backend is chosen.
     #[serde(default)]
     pub filters: Vec<HttpRouteFilter>,
+}
+
+impl HttpBackendRef {
+    /// The object this backendRef points at.
+    pub fn object_ref(&self) -> BackendObjectRef {
+        BackendObjectRef {
+            group: self.group.clone(),
+            kind: self.kind.clone(),
+            name: self.name.clone(),
+            namespace: self.namespace.clone(),
+            port: self.port,
+        }
+    }
 }

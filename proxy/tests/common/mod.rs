@@ -157,3 +157,184 @@ pub async fn admin_get(gw: &Gateway, path: &str) -> Reply {
         .await
         .expect("admin request failed")
 }
+
+/// A pooled keep-alive HTTP/1.1 client that sends bodies.
+pub fn body_client() -> Client<HttpConnector, http_body_util::Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// Send a request with a body; `None` on a transport error (including a truncated response).
+pub async fn send_body(
+    client: &Client<HttpConnector, http_body_util::Full<Bytes>>,
+    addr: SocketAddr,
+    method: &str,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &'static str,
+) -> Option<Reply> {
+    let mut b = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"))
+        .header("host", host);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let req = b
+        .body(http_body_util::Full::new(Bytes::from_static(
+            body.as_bytes(),
+        )))
+        .ok()?;
+    let resp = client.request(req).await.ok()?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.ok()?.to_bytes();
+    Some(Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+/// One request a [`Recorder`] received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+/// How a [`Recorder`] answers its n-th request (counting from 0).
+#[derive(Debug, Clone, Copy)]
+pub struct Answer {
+    pub status: u16,
+    pub delay: std::time::Duration,
+}
+
+impl Answer {
+    pub fn status(status: u16) -> Self {
+        Self {
+            status,
+            delay: std::time::Duration::ZERO,
+        }
+    }
+}
+
+/// A backend that records every request (with its body) and answers as a script says.
+pub struct Recorder {
+    pub addr: SocketAddr,
+    log: Arc<std::sync::Mutex<Vec<Recorded>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Recorder {
+    /// Start on 127.0.0.1; `answer(n)` decides the answer to the n-th request.
+    pub async fn start(answer: impl Fn(usize) -> Answer + Send + Sync + 'static) -> Recorder {
+        use hyper::service::service_fn;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let log: Arc<std::sync::Mutex<Vec<Recorded>>> = Arc::default();
+        let answer = Arc::new(answer);
+        let task_log = log.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let log = task_log.clone();
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let log = log.clone();
+                        let answer = answer.clone();
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let n = {
+                                let mut log = log.lock().unwrap();
+                                log.push(Recorded {
+                                    method: parts.method.to_string(),
+                                    path: parts.uri.to_string(),
+                                    headers: parts.headers,
+                                    body,
+                                });
+                                log.len() - 1
+                            };
+                            let a = answer(n);
+                            tokio::time::sleep(a.delay).await;
+                            let mut resp = http::Response::new(http_body_util::Full::new(
+                                Bytes::from(format!("answer {n}")),
+                            ));
+                            *resp.status_mut() = http::StatusCode::from_u16(a.status).unwrap();
+                            Ok::<_, std::convert::Infallible>(resp)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                        .await;
+                });
+            }
+        });
+        Recorder { addr, log, task }
+    }
+
+    /// Everything received so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// How many requests arrived.
+    pub fn count(&self) -> usize {
+        self.log.lock().unwrap().len()
+    }
+
+    /// Wait (up to 10 s, a bound, not a measurement) until `n` requests arrived; return them.
+    pub async fn wait_for(&self, n: usize) -> Vec<Recorded> {
+        for _ in 0..1000 {
+            if self.count() >= n {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        self.requests()
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The condition `kind` (status, reason) of the first parent of route `ns/name` in `/status`.
+pub async fn route_condition(gw: &Gateway, ns: &str, name: &str, kind: &str) -> (String, String) {
+    let status = admin_get(gw, "/status").await.json();
+    let route = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "HTTPRoute" && o["namespace"] == ns && o["name"] == name)
+        .unwrap_or_else(|| panic!("no status for {ns}/{name}"));
+    let c = route["parents"][0]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} condition: {route}"));
+    (
+        c["status"].as_str().unwrap().to_string(),
+        c["reason"].as_str().unwrap().to_string(),
+    )
+}
+
+/// An HTTPRoute `ns/name` attached to `infra/gw`, with `body` holding the rest of its spec.
+pub fn route(ns: &str, name: &str, body: &str) -> String {
+    format!(
+        "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  parentRefs: [{{name: gw, namespace: infra}}]\n{body}"
+    )
+}

@@ -1,0 +1,219 @@
+//! Routing a request: route lookup, request filters (CORS preflight, redirect, URL rewrite,
+//! header modifiers, mirrors) and the choice of backend and endpoint, as one decision.
+
+use crate::forwarded::{X_FORWARDED_FOR, append_xff};
+use crate::headers::RequestHeaders;
+use crate::local_reply::LocalReply;
+use crate::mirror::{MirrorCopy, Mirrorer};
+use crate::proxy_app::{GatewayProxy, PendingMirror, RequestCtx};
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+use pingora::proxy::Session;
+use std::net::SocketAddr;
+use waygate_config::hostname::normalize_host;
+use waygate_config::route_table::{BackendTarget, RuleAction};
+use waygate_config::{RequestView, Snapshot};
+use waygate_filters::{Filter, RedirectInput};
+
+static ORIGIN: HeaderName = http::header::ORIGIN;
+static REQUEST_METHOD: HeaderName = http::header::ACCESS_CONTROL_REQUEST_METHOD;
+static REQUEST_HEADERS: HeaderName = http::header::ACCESS_CONTROL_REQUEST_HEADERS;
+
+/// What the request filter decided.
+pub(crate) enum Decision {
+    /// Answer locally.
+    Reply(LocalReply),
+    /// Forward to the chosen endpoint.
+    Forward,
+}
+
+/// Route the request, run request filters, and pick the backend and endpoint.
+pub(crate) fn decide(
+    app: &GatewayProxy,
+    snapshot: &Snapshot,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+) -> Decision {
+    let req = session.req_header();
+    let raw_host = req
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri.authority().map(|a| a.as_str()))
+        .unwrap_or("");
+    let host = normalize_host(raw_host);
+    let path = req.uri.path();
+    let view = RequestView {
+        method: &req.method,
+        host: &host,
+        path,
+        query: req.uri.query(),
+        headers: &req.headers,
+    };
+    let Ok(found) = app.route(snapshot, &view) else {
+        return Decision::Reply(LocalReply::no_route());
+    };
+    let action = found.entry.action.clone();
+    let matched_prefix = found.entry.matcher.matched_prefix();
+    for f in &action.filters {
+        match f {
+            // [HF-5] a preflight is answered here: with the CORS headers for an allowed origin,
+            // without any for another origin (so the browser refuses the actual request).
+            Filter::Cors(cors) => {
+                let Some(origin) = req.headers.get(&ORIGIN) else {
+                    continue;
+                };
+                let request_method = req.headers.get(&REQUEST_METHOD);
+                if req.method == http::Method::OPTIONS && request_method.is_some() {
+                    let headers = cors.preflight(
+                        origin,
+                        request_method.and_then(|v| v.to_str().ok()),
+                        req.headers
+                            .get(&REQUEST_HEADERS)
+                            .and_then(|v| v.to_str().ok()),
+                    );
+                    return Decision::Reply(LocalReply::cors_preflight(
+                        headers.unwrap_or_default(),
+                    ));
+                } else if let Some(headers) = cors.response_headers(origin) {
+                    ctx.cors = headers;
+                }
+            }
+            // Redirect is answered locally and needs the request as it arrived.
+            Filter::RequestRedirect(r) => {
+                let input = RedirectInput {
+                    scheme: "http",
+                    host: &host,
+                    listener_port: found.listener.port,
+                    path,
+                    query: view.query,
+                    matched_prefix,
+                };
+                return Decision::Reply(LocalReply::redirect(r.status, r.location(&input)));
+            }
+            _ => {}
+        }
+    }
+    let chosen = if action.total_weight == 0 {
+        None
+    } else {
+        action
+            .pick(rand::random_range(0..action.total_weight))
+            .and_then(|i| action.backends.get(i).map(|b| (i, b)))
+    };
+    // [HF-3] URLRewrite, rule then backend (a later one wins); a path rewrite always starts
+    // from the path as it arrived, which is what the rule's prefix matched.
+    let backend_filters = chosen.map(|(_, b)| b.filters.as_slice()).unwrap_or(&[]);
+    for f in action.filters.iter().chain(backend_filters) {
+        if let Filter::UrlRewrite(rw) = f {
+            if let Some(h) = rw
+                .hostname
+                .as_deref()
+                .and_then(|h| HeaderValue::from_str(h).ok())
+            {
+                ctx.upstream_host = Some(h);
+            }
+            if let Some(pq) = rw.path_and_query(path, view.query, matched_prefix) {
+                ctx.upstream_path = Some(pq);
+            }
+        }
+    }
+    let req = session.req_header_mut();
+    for f in &action.filters {
+        if let Filter::RequestHeaderModifier(m) = f {
+            m.apply(&mut RequestHeaders(req));
+        }
+    }
+    let Some((index, backend)) = chosen else {
+        ctx.action = Some(action);
+        return Decision::Reply(LocalReply::invalid_backend());
+    };
+    for f in &backend.filters {
+        if let Filter::RequestHeaderModifier(m) = f {
+            m.apply(&mut RequestHeaders(req));
+        }
+    }
+    let reply = match &backend.target {
+        BackendTarget::Invalid { .. } => Some(LocalReply::invalid_backend()),
+        BackendTarget::Cluster { index: c, .. } => {
+            let cluster = snapshot.clusters.get(*c);
+            ctx.h2c_upstream = found.entry.id.kind == "GRPCRoute"
+                || cluster.and_then(|c| c.app_protocol.as_deref()) == Some("kubernetes.io/h2c");
+            match cluster.and_then(|c| c.next_endpoint()) {
+                Some(addr) => {
+                    ctx.upstream = Some(addr);
+                    None
+                }
+                None => Some(LocalReply::no_healthy_upstream()),
+            }
+        }
+    };
+    ctx.backend = index;
+    if reply.is_none() {
+        start_mirrors(snapshot, session, ctx, &action, &backend.filters);
+    }
+    ctx.action = Some(action);
+    match reply {
+        Some(r) => Decision::Reply(r),
+        None => Decision::Forward,
+    }
+}
+
+/// [HF-4] Pick the mirrors this request is sampled into and send (bodyless request) or hold
+/// (request with a body, sent from `request_body_filter`) the copy. Never blocks.
+fn start_mirrors(
+    snapshot: &Snapshot,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    action: &RuleAction,
+    backend_filters: &[Filter],
+) {
+    let targets: Vec<SocketAddr> = action
+        .filters
+        .iter()
+        .chain(backend_filters)
+        .filter_map(|f| match f {
+            Filter::RequestMirror(m) => Some(m),
+            _ => None,
+        })
+        .filter(|m| m.denominator > 0 && m.sampled(rand::random_range(0..m.denominator)))
+        .filter_map(|m| snapshot.clusters.get(m.cluster)?.next_endpoint())
+        .collect();
+    if targets.is_empty() {
+        return;
+    }
+    let req = session.req_header();
+    let host = ctx
+        .upstream_host
+        .as_ref()
+        .or_else(|| req.headers.get(http::header::HOST))
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri.authority().map(|a| a.as_str()))
+        .unwrap_or("");
+    let path_and_query = ctx.upstream_path.clone().unwrap_or_else(|| {
+        req.uri
+            .path_and_query()
+            .map_or_else(|| "/".to_string(), |p| p.as_str().to_string())
+    });
+    let mut copy = MirrorCopy::new(req.method.clone(), path_and_query, &req.headers, host);
+    if let Some(peer) = session.client_addr().and_then(|a| a.as_inet())
+        && let Some(xff) = append_xff(req.headers.get(&X_FORWARDED_FOR), peer.ip())
+    {
+        copy = copy.with_header(X_FORWARDED_FOR.clone(), xff);
+    }
+    copy = copy.with_header(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static("http"),
+    );
+    if session.is_body_empty() {
+        for target in targets {
+            Mirrorer::shared().send(target, &copy, Bytes::new());
+        }
+    } else {
+        ctx.mirror = Some(PendingMirror {
+            copy,
+            targets,
+            body: Vec::new(),
+        });
+    }
+}

@@ -59,6 +59,7 @@ pub struct ListenerManager {
     plan: BindPlan,
     state: Arc<SharedState>,
     conf: Arc<ServerConf>,
+    mirror: Arc<crate::mirror::Mirrorer>,
     running: Mutex<HashMap<SocketId, Running>>,
 }
 
@@ -69,6 +70,7 @@ impl ListenerManager {
             plan,
             state,
             conf: Arc::new(ServerConf::default()),
+            mirror: Arc::new(crate::mirror::Mirrorer::for_gateway()),
             running: Mutex::new(HashMap::new()),
         }
     }
@@ -157,6 +159,7 @@ impl ListenerManager {
         let inner = GatewayProxy {
             keys: keys.clone(),
             state: self.state.clone(),
+            mirror: self.mirror.clone(),
         };
         let mut proxy = http_proxy(&self.conf, inner);
         let mut opts = pingora::apps::HttpServerOptions::default();

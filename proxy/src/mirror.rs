@@ -17,8 +17,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use waygate_filters::mirror::shadow_host;
@@ -124,11 +124,9 @@ impl Mirrorer {
         }
     }
 
-    /// The process-wide sender the proxy uses. (Held here because the per-socket proxy app is
-    /// built in `listener.rs`; one pool and one bound for the process is what we want anyway.)
-    pub fn shared() -> &'static Mirrorer {
-        static SHARED: OnceLock<Mirrorer> = OnceLock::new();
-        SHARED.get_or_init(|| Mirrorer::new(MAX_IN_FLIGHT))
+    /// The sender a gateway uses: one pool and one in-flight bound shared by all its sockets.
+    pub fn for_gateway() -> Self {
+        Self::new(MAX_IN_FLIGHT)
     }
 
     /// Counters.

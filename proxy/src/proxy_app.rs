@@ -50,6 +50,8 @@ pub struct GatewayProxy {
     pub keys: Arc<ArcSwap<Vec<(NsName, u16)>>>,
     /// The live state.
     pub state: Arc<SharedState>,
+    /// Sends RequestMirror copies ([HF-4]).
+    pub mirror: Arc<Mirrorer>,
 }
 
 /// Per-request state: the Snapshot the request started on, what routing chose, and the
@@ -213,7 +215,7 @@ impl ProxyHttp for GatewayProxy {
             if pending.body.len() + chunk.len() > MIRROR_BODY_LIMIT {
                 // Too big to copy whole: no copy rather than a truncated one.
                 for _ in &pending.targets {
-                    Mirrorer::shared().drop_copy();
+                    self.mirror.drop_copy();
                 }
                 ctx.mirror = None;
                 return Ok(());
@@ -223,7 +225,7 @@ impl ProxyHttp for GatewayProxy {
         if end_of_stream && let Some(pending) = ctx.mirror.take() {
             let body = Bytes::from(pending.body);
             for target in pending.targets {
-                Mirrorer::shared().send(target, &pending.copy, body.clone());
+                self.mirror.send(target, &pending.copy, body.clone());
             }
         }
         Ok(())

@@ -150,7 +150,14 @@ pub(crate) fn decide(
     };
     ctx.backend = index;
     if reply.is_none() {
-        start_mirrors(snapshot, session, ctx, &action, &backend.filters);
+        start_mirrors(
+            &app.mirror,
+            snapshot,
+            session,
+            ctx,
+            &action,
+            &backend.filters,
+        );
     }
     ctx.action = Some(action);
     match reply {
@@ -162,6 +169,7 @@ pub(crate) fn decide(
 /// [HF-4] Pick the mirrors this request is sampled into and send (bodyless request) or hold
 /// (request with a body, sent from `request_body_filter`) the copy. Never blocks.
 fn start_mirrors(
+    mirror: &Mirrorer,
     snapshot: &Snapshot,
     session: &mut Session,
     ctx: &mut RequestCtx,
@@ -207,7 +215,7 @@ fn start_mirrors(
     );
     if session.is_body_empty() {
         for target in targets {
-            Mirrorer::shared().send(target, &copy, Bytes::new());
+            mirror.send(target, &copy, Bytes::new());
         }
     } else {
         ctx.mirror = Some(PendingMirror {

@@ -51,7 +51,8 @@ UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
 def parse_wrk(path: str) -> dict:
     text = open(path, encoding="utf-8", errors="replace").read()
-    out = {"rps": None, "requests": None, "p50_ms": None, "p99_ms": None, "errors": 0}
+    out = {"rps": None, "requests": None, "p50_ms": None, "p99_ms": None,
+           "mean_ms": None, "errors": 0}
     m = re.search(r"^Requests/sec:\s+([\d.]+)", text, re.M)
     if m:
         out["rps"] = float(m.group(1))
@@ -71,6 +72,33 @@ def parse_wrk(path: str) -> dict:
     return out
 
 
+def parse_h2load(path: str) -> dict:
+    """h2load's summary: req/s, finished requests, mean request time, errors."""
+    text = open(path, encoding="utf-8", errors="replace").read()
+    out = {"rps": None, "requests": None, "p50_ms": None, "p99_ms": None,
+           "mean_ms": None, "errors": 0}
+    m = re.search(r"^finished in [\d.]+\w*, ([\d.]+) req/s", text, re.M)
+    if m:
+        out["rps"] = float(m.group(1))
+    m = re.search(r"^requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+                  r"(\d+) failed, (\d+) errored, (\d+) timeout", text, re.M)
+    if m:
+        total, _started, done, ok, failed, errored, tmo = (int(g) for g in m.groups())
+        out["requests"] = done
+        # "failed" already includes errored and timed-out requests and those
+        # with a 4xx/5xx status; h2load counts a 3xx as a success, we don't.
+        out["errors"] += failed
+        m2 = re.search(r"^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text, re.M)
+        if m2:
+            out["errors"] += int(m2.group(2))
+    m = re.search(r"^time for request:\s+(\S+)\s+(\S+)\s+(\S+)", text, re.M)
+    if m:
+        v = re.fullmatch(r"([\d.]+)(us|ms|s|m)", m.group(3))
+        if v:
+            out["mean_ms"] = float(v.group(1)) * UNIT_MS[v.group(2)]
+    return out
+
+
 def med(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
@@ -78,6 +106,12 @@ def med(xs):
 
 def fmt(x, spec, suffix=""):
     return "n/a" if x is None else format(x, spec) + suffix
+
+
+SCENARIO_TITLE = {
+    "h1": "HTTP/1.1 (wrk)",
+    "h2": "HTTP/2 cleartext, prior knowledge (h2load)",
+}
 
 
 def cmd_report(work: str) -> int:
@@ -88,16 +122,17 @@ def cmd_report(work: str) -> int:
             meta[k] = v
     clk = float(meta.get("clk_tck", "100"))
     targets = meta.get("targets", "").split()
+    scenarios = meta.get("scenarios", "h1").split()
 
     rounds = []  # dicts
     with open(os.path.join(work, "rounds.tsv"), encoding="utf-8") as f:
         for line in f:
-            (t, r, ticks, wall, proc, irq, wrkfile,
-             cbusy, bticks, wrk_s) = line.rstrip("\n").split("\t")
-            w = parse_wrk(wrkfile)
+            (scen, t, r, ticks, wall, proc, irq, clientfile,
+             cbusy, bticks, client_s) = line.rstrip("\n").split("\t")
+            w = parse_wrk(clientfile) if scen == "h1" else parse_h2load(clientfile)
             ticks, wall, proc, irq = int(ticks), float(wall), int(proc), int(irq)
-            cbusy, bticks, wrk_ticks = int(cbusy), int(bticks), float(wrk_s) * clk
-            row = {"target": t, "round": int(r), **w}
+            cbusy, bticks, client_ticks = int(cbusy), int(bticks), float(client_s) * clk
+            row = {"scenario": scen, "target": t, "round": int(r), **w}
             pct = (lambda x: 100.0 * x / clk / wall) if wall > 0 else (lambda x: None)
             row["cpu_pct"] = pct(ticks)
             # The kernel charges softirq time both to the CPU's softirq column
@@ -106,129 +141,161 @@ def cmd_report(work: str) -> int:
             # processes (and softirq outside the proxy) used.
             row["busy_pct"] = pct(proc + irq)
             row["other_pct"] = pct(max(proc + irq - ticks, 0))
-            # The same on the client's CPU, where wrk and the backend run.
-            row["cother_pct"] = pct(max(cbusy - bticks - wrk_ticks, 0))
+            # The same on the client's CPU, where the client and the backend run.
+            row["cother_pct"] = pct(max(cbusy - bticks - client_ticks, 0))
             row["us_per_req"] = (1e6 * ticks / clk / w["requests"]) if w["requests"] else None
             rounds.append(row)
 
-    extra = {}
+    extra = {}  # (scenario, target) -> {key: value}
     with open(os.path.join(work, "extra.tsv"), encoding="utf-8") as f:
         for line in f:
-            t, k, v = line.rstrip("\n").split("\t")
-            extra.setdefault(t, {})[k] = v
+            scen, t, k, v = line.rstrip("\n").split("\t")
+            extra.setdefault((scen, t), {})[k] = v
 
-    by_round = {}
-    for row in rounds:
-        by_round.setdefault(row["round"], {})[row["target"]] = row
-
-    summary = {}
-    for t in targets:
-        rows = [x for x in rounds if x["target"] == t]
-        rps = [x["rps"] for x in rows if x["rps"] is not None]
-        ratios = []
-        for rr in by_round.values():
-            if t in rr and "nginx" in rr and rr[t]["rps"] and rr["nginx"]["rps"]:
-                ratios.append(rr[t]["rps"] / rr["nginx"]["rps"])
-        e = extra.get(t, {})
-        ir_req = None
-        cg_fail = None
-        if "cg_ir" in e and e["cg_ir"] and int(e.get("cg_n", "0")) > 0:
-            ir_req = int(e["cg_ir"]) / int(e["cg_n"])
-            cg_fail = int(e["cg_n"]) - int(e.get("cg_ok", "0") or 0)
-        rss = int(e["rss_kb"]) / 1024 if e.get("rss_kb") else None
-        summary[t] = {
-            "rps": med(rps),
-            "rps_min": min(rps) if rps else None,
-            "rps_max": max(rps) if rps else None,
-            "ratio": med(ratios),
-            "us": med([x["us_per_req"] for x in rows]),
-            "cpu": med([x["cpu_pct"] for x in rows]),
-            "other": med([x["other_pct"] for x in rows]),
-            "p50": med([x["p50_ms"] for x in rows]),
-            "p99": med([x["p99_ms"] for x in rows]),
-            "rss": rss,
-            "ir": ir_req,
-            "errors": sum(x["errors"] for x in rows) + (cg_fail or 0),
-        }
-    ng_ir = summary.get("nginx", {}).get("ir")
+    def is_clean(x):
+        return (x is not None and x["other_pct"] is not None and x["other_pct"] <= 5
+                and x["cother_pct"] is not None and x["cother_pct"] <= 5)
 
     o = []
     o.append(f"# waygate load benchmark, {meta.get('date', '')}")
     o.append("")
     o.append(
-        "HTTP/1.1 reverse proxy, one route (any host, prefix `/`) to one loopback "
-        "nginx backend answering `200 \"ok\\n\"`, keep-alive on both sides. The proxy "
-        "runs alone on CPU {p} with one worker; wrk (1 thread, {c} connections) and the "
-        "backend share CPU {cl}. {n} rounds of {d} s per target, interleaved in a "
-        "rotating order; medians over the rounds.{cg}"
+        "Reverse proxy, one route (any host, prefix `/`) to one loopback nginx backend "
+        "answering `200 \"ok\\n\"` over HTTP/1.1, keep-alive on both sides. The proxy "
+        "runs alone on CPU {p} with one worker; the load generator (one thread) and the "
+        "backend share CPU {cl}. {n} rounds of {d} s per target and scenario, "
+        "interleaved in a rotating order; medians over the rounds."
         .format(p=meta.get("proxy_cpu", "?"), cl=meta.get("client_cpu", "?"),
-                c=meta.get("conns", "?"), n=meta.get("rounds", "?"),
-                d=meta.get("duration", "?"),
-                cg=(" Instructions per request: callgrind, %s keep-alive requests on "
-                    "one connection after a warm-up." % meta["cg_requests"])
-                if meta.get("cg_requests", "0") != "0" else " Callgrind phase skipped.")
+                n=meta.get("rounds", "?"), d=meta.get("duration", "?"))
     )
-    o.append("")
-    o.append(
-        "| target | req/s (median) | ratio to nginx | req/s min–max | CPU µs/req "
-        "| proxy CPU % | p50 / p99 latency (ms) | peak RSS (MiB) | instr/req (callgrind) "
-        "| instr vs nginx | errors |"
-    )
-    o.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for t in targets:
-        s = summary[t]
-        ir_ratio = (s["ir"] / ng_ir) if (s["ir"] and ng_ir) else None
-        o.append(
-            "| {t} | {rps} | {ratio} | {lo}–{hi} | {us} | {cpu} | {p50} / {p99} | {rss} | {ir} | {irr} | {err} |".format(
-                t=t,
-                rps=fmt(s["rps"], ",.0f"),
-                ratio=fmt(s["ratio"], ".2f", "×"),
-                lo=fmt(s["rps_min"], ",.0f"),
-                hi=fmt(s["rps_max"], ",.0f"),
-                us=fmt(s["us"], ".1f"),
-                cpu=fmt(s["cpu"], ".0f"),
-                p50=fmt(s["p50"], ".2f"),
-                p99=fmt(s["p99"], ".2f"),
-                rss=fmt(s["rss"], ".1f"),
-                ir=fmt(s["ir"], ",.0f"),
-                irr=fmt(ir_ratio, ".2f", "×"),
-                err=s["errors"],
-            )
-        )
-    o.append("")
-    def is_clean(x):
-        return (x is not None and x["other_pct"] is not None and x["other_pct"] <= 5
-                and x["cother_pct"] is not None and x["cother_pct"] <= 5)
-    disturbed = sum(1 for x in rounds if not is_clean(x))
-    o.append(
-        f"Disturbed rounds (other processes took > 5% of the proxy's or the client's CPU): "
-        f"{disturbed} of {len(rounds)}." + (" The req/s and CPU columns are noisy; "
-        "instructions per request are not affected." if disturbed else "")
-    )
-    if disturbed:
-        clean = is_clean
-        parts = []
+
+    for scen in scenarios:
+        srounds = [x for x in rounds if x["scenario"] == scen]
+        if not srounds:
+            continue
+        by_round = {}
+        for row in srounds:
+            by_round.setdefault(row["round"], {})[row["target"]] = row
+        cg_key = "cg_requests" if scen == "h1" else "h2_cg_requests"
+        cg_n = meta.get(cg_key, "0")
+        o.append("")
+        o.append(f"## {SCENARIO_TITLE.get(scen, scen)}")
+        o.append("")
+        if scen == "h1":
+            o.append(
+                "Clients speak HTTP/1.1: wrk, 1 thread, {c} keep-alive connections.{cg}".format(
+                    c=meta.get("conns", "?"),
+                    cg=(" Instructions per request: callgrind, %s keep-alive requests on one "
+                        "connection (`h2load --h1 -c 1`) after a warm-up." % cg_n)
+                    if cg_n != "0" else " Callgrind phase skipped."))
+        else:
+            c, m = meta.get("h2_conns", "?"), meta.get("h2_streams", "?")
+            inflight = (int(c) * int(m)) if c.isdigit() and m.isdigit() else "?"
+            o.append(
+                "Clients speak HTTP/2 cleartext with prior knowledge (h2c): h2load, 1 thread, "
+                "{c} connections × {m} concurrent streams ({f} requests in flight). The proxies "
+                "still talk HTTP/1.1 keep-alive to the backend.{cg}".format(
+                    c=c, m=m, f=inflight,
+                    cg=(" Instructions per request: callgrind, %s requests on one h2c "
+                        "connection, one stream at a time (`h2load -c 1 -m 1`), after a "
+                        "warm-up." % cg_n)
+                    if cg_n != "0" else " Callgrind phase skipped."))
+        o.append("")
+
+        summary = {}
         for t in targets:
-            rps = [x["rps"] for x in rounds if x["target"] == t and clean(x) and x["rps"]]
-            ratios = [rr[t]["rps"] / rr["nginx"]["rps"] for rr in by_round.values()
-                      if clean(rr.get(t)) and clean(rr.get("nginx"))
-                      and rr[t]["rps"] and rr["nginx"]["rps"]]
-            us = [x["us_per_req"] for x in rounds if x["target"] == t and clean(x)]
-            parts.append(
-                f"{t} {fmt(med(rps), ',.0f')} req/s (n={len(rps)}), ratio to "
-                f"nginx {fmt(med(ratios), '.2f', '×')}, {fmt(med(us), '.1f')} CPU µs/req"
+            rows = [x for x in srounds if x["target"] == t]
+            rps = [x["rps"] for x in rows if x["rps"] is not None]
+            ratios = []
+            for rr in by_round.values():
+                if t in rr and "nginx" in rr and rr[t]["rps"] and rr["nginx"]["rps"]:
+                    ratios.append(rr[t]["rps"] / rr["nginx"]["rps"])
+            e = extra.get((scen, t), {})
+            ir_req = None
+            cg_fail = None
+            if "cg_ir" in e and e["cg_ir"] and int(e.get("cg_n", "0")) > 0:
+                ir_req = int(e["cg_ir"]) / int(e["cg_n"])
+                cg_fail = max(int(e["cg_n"]) - int(e.get("cg_ok", "0") or 0), 0)
+            rss = int(e["rss_kb"]) / 1024 if e.get("rss_kb") else None
+            summary[t] = {
+                "rps": med(rps),
+                "rps_min": min(rps) if rps else None,
+                "rps_max": max(rps) if rps else None,
+                "ratio": med(ratios),
+                "us": med([x["us_per_req"] for x in rows]),
+                "cpu": med([x["cpu_pct"] for x in rows]),
+                "p50": med([x["p50_ms"] for x in rows]),
+                "p99": med([x["p99_ms"] for x in rows]),
+                "mean": med([x["mean_ms"] for x in rows]),
+                "rss": rss,
+                "ir": ir_req,
+                "errors": sum(x["errors"] for x in rows) + (cg_fail or 0),
+            }
+        ng_ir = summary.get("nginx", {}).get("ir")
+
+        lat_head = "p50 / p99 latency (ms)" if scen == "h1" else "mean latency (ms)"
+        o.append(
+            f"| target | req/s (median) | ratio to nginx | req/s min–max | CPU µs/req "
+            f"| proxy CPU % | {lat_head} | peak RSS (MiB) | instr/req (callgrind) "
+            f"| instr vs nginx | errors |"
+        )
+        o.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for t in targets:
+            s = summary[t]
+            ir_ratio = (s["ir"] / ng_ir) if (s["ir"] and ng_ir) else None
+            lat = (f"{fmt(s['p50'], '.2f')} / {fmt(s['p99'], '.2f')}" if scen == "h1"
+                   else fmt(s["mean"], ".2f"))
+            o.append(
+                "| {t} | {rps} | {ratio} | {lo}–{hi} | {us} | {cpu} | {lat} | {rss} | {ir} | {irr} | {err} |".format(
+                    t=t,
+                    rps=fmt(s["rps"], ",.0f"),
+                    ratio=fmt(s["ratio"], ".2f", "×"),
+                    lo=fmt(s["rps_min"], ",.0f"),
+                    hi=fmt(s["rps_max"], ",.0f"),
+                    us=fmt(s["us"], ".1f"),
+                    cpu=fmt(s["cpu"], ".0f"),
+                    lat=lat,
+                    rss=fmt(s["rss"], ".1f"),
+                    ir=fmt(s["ir"], ",.0f"),
+                    irr=fmt(ir_ratio, ".2f", "×"),
+                    err=s["errors"],
+                )
             )
         o.append("")
-        if disturbed == len(rounds):
-            o.append("No undisturbed round: rerun on an idle machine for throughput numbers.")
-        else:
-            o.append("Undisturbed rounds only (medians): " + "; ".join(parts) + ".")
+        disturbed = sum(1 for x in srounds if not is_clean(x))
+        o.append(
+            f"Disturbed rounds (other processes took > 5% of the proxy's or the client's CPU): "
+            f"{disturbed} of {len(srounds)}." + (" The req/s and CPU columns are noisy; "
+            "instructions per request are not affected." if disturbed else "")
+        )
+        if disturbed:
+            clean = is_clean
+            parts = []
+            for t in targets:
+                rps = [x["rps"] for x in srounds if x["target"] == t and clean(x) and x["rps"]]
+                ratios = [rr[t]["rps"] / rr["nginx"]["rps"] for rr in by_round.values()
+                          if clean(rr.get(t)) and clean(rr.get("nginx"))
+                          and rr[t]["rps"] and rr["nginx"]["rps"]]
+                us = [x["us_per_req"] for x in srounds if x["target"] == t and clean(x)]
+                parts.append(
+                    f"{t} {fmt(med(rps), ',.0f')} req/s (n={len(rps)}), ratio to "
+                    f"nginx {fmt(med(ratios), '.2f', '×')}, {fmt(med(us), '.1f')} CPU µs/req"
+                )
+            o.append("")
+            if disturbed == len(srounds):
+                o.append("No undisturbed round: rerun on an idle machine for throughput numbers.")
+            else:
+                o.append("Undisturbed rounds only (medians): " + "; ".join(parts) + ".")
+
     o.append("")
     o.append(
         "*proxy CPU %*: the proxy's utime+stime over the wall time of a round; well "
         "under 100 means the proxy was not the bottleneck (client/backend core was), "
         "so its req/s is a lower bound. *errors*: non-2xx responses and socket "
-        "errors seen by wrk, plus failed callgrind requests."
+        "errors seen by wrk, or failed and non-2xx requests seen by h2load, plus "
+        "callgrind requests that got no 2xx." + (
+            " *mean latency* (h2): h2load's mean time for a request (it reports no "
+            "percentiles)." if any(x["scenario"] == "h2" for x in rounds) else "")
     )
     o.append("")
     o.append("## Machine and settings")
@@ -240,16 +307,17 @@ def cmd_report(work: str) -> int:
     o.append("")
     o.append("## Rounds")
     o.append("")
-    o.append("| round | target | req/s | CPU µs/req | proxy CPU % | CPU busy % | other % | client-CPU other % | p99 (ms) | errors |")
-    o.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    o.append("| scenario | round | target | req/s | CPU µs/req | proxy CPU % | CPU busy % | other % | client-CPU other % | latency (ms) | errors |")
+    o.append("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rounds:
+        lat = (fmt(row["p99_ms"], ".2f") + " p99" if row["scenario"] == "h1"
+               else fmt(row["mean_ms"], ".2f") + " mean")
         o.append(
-            "| {r} | {t} | {rps} | {us} | {cpu} | {busy} | {oth} | {coth} | {p99} | {err} |".format(
-                r=row["round"], t=row["target"], rps=fmt(row["rps"], ",.0f"),
+            "| {s} | {r} | {t} | {rps} | {us} | {cpu} | {busy} | {oth} | {coth} | {lat} | {err} |".format(
+                s=row["scenario"], r=row["round"], t=row["target"], rps=fmt(row["rps"], ",.0f"),
                 us=fmt(row["us_per_req"], ".1f"), cpu=fmt(row["cpu_pct"], ".0f"),
                 busy=fmt(row["busy_pct"], ".0f"), oth=fmt(row["other_pct"], ".0f"),
-                coth=fmt(row["cother_pct"], ".0f"),
-                p99=fmt(row["p99_ms"], ".2f"), err=row["errors"],
+                coth=fmt(row["cother_pct"], ".0f"), lat=lat, err=row["errors"],
             )
         )
     o.append("")
@@ -257,9 +325,9 @@ def cmd_report(work: str) -> int:
         "Percentages are of the proxy's CPU over the round. *CPU busy %*: all "
         "non-idle time of that CPU. *other %*: busy minus the proxy's own time, "
         "i.e. other processes (and softirq outside the proxy). *client-CPU other %*: "
-        "the same on the client's CPU (its busy time minus wrk's and the backend's). "
-        "Above a few percent in either, the round was disturbed and its req/s is "
-        "not trustworthy."
+        "the same on the client's CPU (its busy time minus the load generator's and "
+        "the backend's). Above a few percent in either, the round was disturbed and "
+        "its req/s is not trustworthy."
     )
     print("\n".join(o))
     return 0

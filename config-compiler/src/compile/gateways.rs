@@ -344,9 +344,12 @@ impl CompiledGateway {
             // Nothing of an invalid Gateway is served.
             for l in &mut self.listeners {
                 l.programmed = false;
-                l.status
-                    .conditions
-                    .set(Condition::new("Programmed", false, "Invalid", msg.clone()));
+                l.status.conditions.set(Condition::new(
+                    "Programmed",
+                    false,
+                    "Invalid",
+                    msg.clone(),
+                ));
             }
         }
         let mut status = ObjectStatus::new("Gateway", &self.id.namespace, &self.id.name);

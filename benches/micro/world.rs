@@ -46,6 +46,7 @@ pub fn world(n: usize) -> Resources {
                 }),
                 ..Default::default()
             }],
+            infrastructure: None,
         },
     }));
     r.services.push(sourced(Service {

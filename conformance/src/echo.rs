@@ -8,19 +8,32 @@
 //! - `X-Echo-Set-Header: Name:Value, Other:Value` sets response headers (repeated names are joined with `,`).
 //! - `X-Echo-Delay` header or `delay` query parameter holding a Go duration (`500ms`, `1s`) delays the answer.
 //! - `X-Echo-Status` header or `status` query parameter holding a status code overrides the `200`.
+//! - `/ws` with `Upgrade: websocket` (HTTP/1.1): a WebSocket that sends every text and binary
+//!   message back.
+//! - `/retry/...?uuid=U&succeedAfter=N[&responseCode=C][&delayRetry=D]`: the first `N` requests
+//!   with id `U` fail (after waiting `D`): with status `C` and no body, or, without `C`, by
+//!   dropping the connection without an answer; later ones are echoed. Counters live in the
+//!   server's [`PodMemory`], so one pod's listeners share them.
+//!
+//! Every request is recorded (its request target, path and query as received) in the
+//! [`PodMemory`] before any delay, as the upstream server logs one line per request; the
+//! conformance runner reads that record to see where mirrored copies went.
 //!
 //! An unparsable delay or status yields a `500` with a `{"message": ...}` JSON body, like upstream does for delays.
 
-use std::collections::BTreeMap;
-use std::convert::Infallible;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, TRANSFER_ENCODING};
+use futures_util::{SinkExt, StreamExt};
+use http::header::{
+    CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, SEC_WEBSOCKET_ACCEPT,
+    SEC_WEBSOCKET_KEY, TRANSFER_ENCODING, UPGRADE,
+};
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
@@ -32,6 +45,10 @@ use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
 
 /// Request header whose value lists `Name:Value` pairs to set on the response.
 pub const SET_HEADER: &str = "x-echo-set-header";
@@ -98,6 +115,64 @@ pub struct EchoResponse {
     pub pod: String,
 }
 
+/// Which HTTP versions a listener speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Protocols {
+    /// HTTP/1.x and HTTP/2 prior knowledge (h2c), told apart by the connection preface.
+    #[default]
+    Auto,
+    /// HTTP/1.x only (with upgrades, for WebSockets), like the upstream echo's plain port.
+    Http1,
+    /// HTTP/2 prior knowledge only, like the upstream echo's h2c port: HTTP/1.x is refused.
+    H2c,
+}
+
+/// What one pod remembers across its listeners: the requests it served and the retry counters.
+#[derive(Debug, Default)]
+pub struct PodMemory {
+    /// Request targets (path and query as received), in arrival order.
+    served: Mutex<Vec<String>>,
+    /// Failures handed out so far per retry id.
+    retries: Mutex<HashMap<String, u32>>,
+}
+
+impl PodMemory {
+    /// A fresh, empty memory to share between the listeners of one pod.
+    pub fn new() -> Arc<PodMemory> {
+        Arc::new(PodMemory::default())
+    }
+
+    /// The request targets served so far, in arrival order.
+    pub fn served(&self) -> Vec<String> {
+        match self.served.lock() {
+            Ok(served) => served.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn record(&self, target: String) {
+        match self.served.lock() {
+            Ok(mut served) => served.push(target),
+            Err(poisoned) => poisoned.into_inner().push(target),
+        }
+    }
+
+    /// Counts one more request for `id`; true while it must still fail.
+    fn must_fail(&self, id: &str, succeed_after: u32) -> bool {
+        let mut retries = match self.retries.lock() {
+            Ok(r) => r,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let count = retries.entry(id.to_owned()).or_insert(0);
+        if *count < succeed_after {
+            *count += 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// State shared between the accept loop, every connection and the [`EchoServer`] handle.
 #[derive(Debug)]
 struct Shared {
@@ -105,6 +180,8 @@ struct Shared {
     identity: EchoIdentity,
     /// Number of requests handled so far.
     requests: AtomicU64,
+    /// Requests served and retry counters, shared with the pod's other listeners.
+    memory: Arc<PodMemory>,
 }
 
 /// A running echo backend; dropping it (or calling [`EchoServer::shutdown`]) stops accepting connections.
@@ -123,14 +200,31 @@ pub struct EchoServer {
 impl EchoServer {
     /// Binds `bind` and serves echo responses on the current tokio runtime until dropped or shut down.
     pub async fn start(bind: SocketAddr, identity: EchoIdentity) -> io::Result<EchoServer> {
+        Self::start_with(bind, identity, Protocols::Auto, PodMemory::new()).await
+    }
+
+    /// Like [`EchoServer::start`], speaking only `protocols` and recording into `memory` (which
+    /// other listeners of the same pod may share).
+    pub async fn start_with(
+        bind: SocketAddr,
+        identity: EchoIdentity,
+        protocols: Protocols,
+        memory: Arc<PodMemory>,
+    ) -> io::Result<EchoServer> {
         let listener = TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             identity,
             requests: AtomicU64::new(0),
+            memory,
         });
         let (stop, stop_rx) = watch::channel(false);
-        let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), stop_rx));
+        let accept_task = tokio::spawn(accept_loop(
+            listener,
+            Arc::clone(&shared),
+            protocols,
+            stop_rx,
+        ));
         Ok(EchoServer {
             addr,
             shared,
@@ -147,6 +241,11 @@ impl EchoServer {
     /// Identity reported in every response.
     pub fn identity(&self) -> &EchoIdentity {
         &self.shared.identity
+    }
+
+    /// The request targets this server's pod has served so far (all its listeners).
+    pub fn served(&self) -> Vec<String> {
+        self.shared.memory.served()
     }
 
     /// Stops accepting, asks open connections to close gracefully, and waits until the listener is closed.
@@ -167,11 +266,26 @@ impl Drop for EchoServer {
 }
 
 /// Accepts connections until `stop` turns `true`, serving each on its own task.
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    protocols: Protocols,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new());
     builder.http2().timer(TokioTimer::new());
-    let builder = Arc::new(builder);
+    // hyper-util ignores http1_only/http2_only when serving with upgrades, so HTTP/1-only (which
+    // needs upgrades for WebSockets) uses hyper's HTTP/1 server directly.
+    let builder = Arc::new(match protocols {
+        Protocols::Auto => Servers::Auto(builder),
+        Protocols::Http1 => {
+            let mut h1 = hyper::server::conn::http1::Builder::new();
+            h1.timer(TokioTimer::new());
+            Servers::Http1(h1)
+        }
+        Protocols::H2c => Servers::H2c(builder.http2_only()),
+    });
     loop {
         let accepted = tokio::select! {
             biased;
@@ -205,40 +319,93 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
-/// Serves one connection (HTTP/1.x or h2c prior knowledge), closing it gracefully on shutdown.
+/// The connection servers of one listener, by [`Protocols`].
+enum Servers {
+    /// HTTP/1.x or h2c, with upgrades.
+    Auto(auto::Builder<TokioExecutor>),
+    /// HTTP/1.x only, with upgrades.
+    Http1(hyper::server::conn::http1::Builder),
+    /// h2c only.
+    H2c(auto::Builder<TokioExecutor>),
+}
+
+/// Drives one connection to its end, or shuts it down gracefully once `stop` turns `true`.
+macro_rules! serve_until_stopped {
+    ($conn:expr, $stop:expr) => {{
+        let mut conn = std::pin::pin!($conn);
+        let result = tokio::select! {
+            result = conn.as_mut() => result,
+            () = stopped($stop) => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(err) = result {
+            tracing::debug!(%err, "echo: connection ended with an error");
+        }
+    }};
+}
+
+/// Serves one connection as the listener's protocols allow, closing it gracefully on shutdown.
 async fn serve_connection(
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    servers: Arc<Servers>,
     stream: TcpStream,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
     let service = service_fn(move |req| {
         let shared = Arc::clone(&shared);
-        async move { Ok::<_, Infallible>(handle(req, &shared).await) }
+        async move { handle(req, &shared).await }
     });
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
-    let mut conn = std::pin::pin!(conn);
-    let result = tokio::select! {
-        result = conn.as_mut() => result,
-        () = stopped(&mut stop) => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    let io = TokioIo::new(stream);
+    match servers.as_ref() {
+        Servers::Auto(b) => {
+            serve_until_stopped!(b.serve_connection_with_upgrades(io, service), &mut stop)
         }
-    };
-    if let Err(err) = result {
-        tracing::debug!(%err, "echo: connection ended with an error");
+        Servers::Http1(b) => {
+            serve_until_stopped!(b.serve_connection(io, service).with_upgrades(), &mut stop)
+        }
+        Servers::H2c(b) => serve_until_stopped!(b.serve_connection(io, service), &mut stop),
     }
 }
 
-/// Answers one request: echo JSON, honouring the delay, status and set-header controls.
-async fn handle(req: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
+/// Why a request got no answer at all: the connection (or HTTP/2 stream) is dropped.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("retry endpoint drops the connection")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+/// Answers one request: a WebSocket, a retry failure, or echo JSON honouring the delay, status
+/// and set-header controls.
+async fn handle(
+    mut req: Request<Incoming>,
+    shared: &Shared,
+) -> Result<Response<Full<Bytes>>, Dropped> {
     shared.requests.fetch_add(1, Ordering::SeqCst);
+    shared.memory.record(request_target_of(&req));
+    if req.uri().path() == "/ws" && wants_websocket(req.headers()) {
+        return Ok(websocket(&mut req));
+    }
     let (parts, body) = req.into_parts();
     drain(body).await;
 
+    if parts.uri.path().starts_with("/retry/") {
+        match retry(&parts, &shared.memory).await {
+            RetryVerdict::Echo => {}
+            RetryVerdict::Answer(response) => return Ok(response),
+            RetryVerdict::Drop => return Err(Dropped),
+        }
+    }
+
     let controls = match Controls::from_request(&parts) {
         Ok(controls) => controls,
-        Err(message) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, &message),
+        Err(message) => return Ok(error_response(StatusCode::INTERNAL_SERVER_ERROR, &message)),
     };
     if !controls.delay.is_zero() {
         tokio::time::sleep(controls.delay).await;
@@ -246,10 +413,10 @@ async fn handle(req: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>
 
     let echo = echo_body(&parts, &shared.identity);
     let Some(json) = to_indented_json(&echo) else {
-        return error_response(
+        return Ok(error_response(
             StatusCode::INTERNAL_SERVER_ERROR,
             "cannot serialize echo response",
-        );
+        ));
     };
 
     let mut response = Response::new(Full::new(Bytes::from(json)));
@@ -259,7 +426,106 @@ async fn handle(req: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>
         headers.insert(name, value);
     }
     set_json_headers(headers);
+    Ok(response)
+}
+
+/// The request target as received, for the served-requests record.
+fn request_target_of(req: &Request<Incoming>) -> String {
+    match req.uri().path_and_query() {
+        Some(pq) => pq.as_str().to_owned(),
+        None => req.uri().to_string(),
+    }
+}
+
+/// Whether the request asks for a WebSocket upgrade.
+fn wants_websocket(headers: &HeaderMap) -> bool {
+    let has_token = |name: &HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case(token))
+        })
+    };
+    has_token(&UPGRADE, "websocket")
+        && has_token(&CONNECTION, "upgrade")
+        && headers.contains_key(SEC_WEBSOCKET_KEY)
+}
+
+/// Accepts the WebSocket handshake and echoes every text and binary message on its own task.
+fn websocket(req: &mut Request<Incoming>) -> Response<Full<Bytes>> {
+    let Some(key) = req.headers().get(SEC_WEBSOCKET_KEY) else {
+        return error_response(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let upgrade = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        let upgraded = match upgrade.await {
+            Ok(u) => u,
+            Err(err) => {
+                tracing::debug!(%err, "echo: websocket upgrade failed");
+                return;
+            }
+        };
+        let mut ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+        while let Some(Ok(msg)) = ws.next().await {
+            let reply = match msg {
+                Message::Text(_) | Message::Binary(_) => msg,
+                Message::Close(_) => break,
+                _ => continue,
+            };
+            if ws.send(reply).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        headers.insert(SEC_WEBSOCKET_ACCEPT, v);
+    }
     response
+}
+
+/// What the retry endpoint does with one request.
+enum RetryVerdict {
+    /// Fail with this answer.
+    Answer(Response<Full<Bytes>>),
+    /// Fail by dropping the connection.
+    Drop,
+    /// Enough failures: echo as usual.
+    Echo,
+}
+
+/// The `/retry/` endpoint: fail the first `succeedAfter` requests of each `uuid`.
+async fn retry(parts: &Parts, memory: &PodMemory) -> RetryVerdict {
+    let query = parts.uri.query().unwrap_or("");
+    let uuid = query_param(query, "uuid").filter(|u| !u.is_empty());
+    let succeed_after = query_param(query, "succeedAfter").and_then(|n| n.parse::<u32>().ok());
+    let (Some(uuid), Some(succeed_after)) = (uuid, succeed_after) else {
+        let mut response = Response::new(Full::new(Bytes::from_static(
+            b"uuid and succeedAfter query parameters are required",
+        )));
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+        return RetryVerdict::Answer(response);
+    };
+    if !memory.must_fail(&uuid, succeed_after) {
+        return RetryVerdict::Echo;
+    }
+    if let Some(delay) = query_param(query, "delayRetry").and_then(|d| parse_go_duration(&d).ok()) {
+        tokio::time::sleep(delay).await;
+    }
+    match query_param(query, "responseCode").and_then(|c| parse_status(&c)) {
+        Some(status) => {
+            let mut response = Response::new(Full::new(Bytes::new()));
+            *response.status_mut() = status;
+            RetryVerdict::Answer(response)
+        }
+        None => RetryVerdict::Drop,
+    }
 }
 
 /// Reads and discards the request body so the connection stays reusable.
@@ -808,6 +1074,83 @@ mod tests {
         assert_eq!(echo.host, "example.com");
         assert_eq!(echo.path, "/raw");
         assert_eq!(echo.headers["X-Lower-Case"], vec!["v"]);
+    }
+
+    #[tokio::test]
+    async fn records_what_it_served_across_listeners() {
+        let memory = PodMemory::new();
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let h1 = EchoServer::start_with(any, identity(), Protocols::Http1, memory.clone())
+            .await
+            .unwrap();
+        let h2 = EchoServer::start_with(any, identity(), Protocols::H2c, memory.clone())
+            .await
+            .unwrap();
+        send(&http1_client(), get(format!("http://{}/a?x=1", h1.addr))).await;
+        send(&h2c_client(), get(format!("http://{}/b", h2.addr))).await;
+        assert_eq!(
+            memory.served(),
+            vec!["/a?x=1".to_string(), "/b".to_string()]
+        );
+        assert_eq!(h1.served(), h2.served());
+    }
+
+    #[tokio::test]
+    async fn h2c_listener_refuses_http1() {
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let server = EchoServer::start_with(any, identity(), Protocols::H2c, PodMemory::new())
+            .await
+            .unwrap();
+        let refused = http1_client()
+            .request(get(format!("http://{}/", server.addr)))
+            .await;
+        assert!(refused.is_err(), "{refused:?}");
+        let (parts, _) = send(&h2c_client(), get(format!("http://{}/", server.addr))).await;
+        assert_eq!(parts.status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn retry_endpoint_fails_then_echoes() {
+        let server = server().await;
+        let client = http1_client();
+        let url = |id: &str, code: &str| {
+            format!(
+                "http://{}/retry/x?responseCode={code}&succeedAfter=2&uuid={id}",
+                server.addr
+            )
+        };
+        for want in [503, 503, 200] {
+            let (parts, _) = send(&client, get(url("one", "503"))).await;
+            assert_eq!(parts.status.as_u16(), want);
+        }
+        // Counters are per id.
+        let (parts, _) = send(&client, get(url("two", "500"))).await;
+        assert_eq!(parts.status, StatusCode::INTERNAL_SERVER_ERROR);
+        // Without a response code the connection is dropped without an answer.
+        let dropped = client
+            .request(get(format!(
+                "http://{}/retry/x?succeedAfter=1&uuid=three",
+                server.addr
+            )))
+            .await;
+        assert!(dropped.is_err(), "{dropped:?}");
+        let (parts, _) = send(&client, get(format!("http://{}/retry/x", server.addr))).await;
+        assert_eq!(parts.status, StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn websocket_echoes_text_and_binary() {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let server = server().await;
+        let req = format!("ws://{}/ws", server.addr)
+            .into_client_request()
+            .unwrap();
+        let tcp = TcpStream::connect(server.addr).await.unwrap();
+        let (mut ws, _) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
+        for msg in [Message::text("hi"), Message::binary(vec![1u8, 2, 3])] {
+            ws.send(msg.clone()).await.unwrap();
+            assert_eq!(ws.next().await.unwrap().unwrap(), msg);
+        }
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
-//! The gRPC echo backend: answers `GrpcEcho/{Echo,EchoTwo,EchoThree}` with the method it was
-//! called as, the metadata it saw and its identity, over h2c, as the conformance suite's echo does.
+//! The gRPC echo backend: answers `GrpcEcho/{Echo,EchoTwo}` with the method it was called as, the
+//! metadata it saw and its identity, over h2c, as the conformance suite's echo does; `EchoThree`
+//! is left unimplemented on purpose (`UNIMPLEMENTED`), as upstream.
 
 use crate::echo::EchoIdentity;
 use std::net::SocketAddr;
@@ -79,9 +80,10 @@ impl pb::grpc_echo_server::GrpcEcho for Echo {
     }
     async fn echo_three(
         &self,
-        req: Request<pb::EchoRequest>,
+        _req: Request<pb::EchoRequest>,
     ) -> Result<Response<pb::EchoResponse>, Status> {
-        self.answer("EchoThree", req)
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        Err(Status::unimplemented("EchoThree is not implemented"))
     }
 }
 
@@ -179,5 +181,10 @@ mod tests {
             ("ns", "grpc-svc-pod-1")
         );
         assert_eq!(server.call_count(), 1);
+        let three = client
+            .echo_three(Request::new(pb::EchoRequest {}))
+            .await
+            .unwrap_err();
+        assert_eq!(three.code(), tonic::Code::Unimplemented);
     }
 }

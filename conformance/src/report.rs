@@ -1,4 +1,6 @@
-//! The Gateway API ConformanceReport (the upstream report shape) and how case outcomes roll up into it.
+//! The Gateway API ConformanceReport (the upstream report shape) and how case outcomes roll up into
+//! it: the v1.6.1 profiles GATEWAY-HTTP and GATEWAY-GRPC, the upstream tests the cases render, and
+//! which extended features the results let us claim.
 //!
 //! Field order follows the upstream writer, which emits every mapping with its keys sorted
 //! alphabetically; `Statistics` keeps its capitalised keys (`Failed`, `Passed`, `Skipped`).
@@ -7,22 +9,35 @@ use serde::Serialize;
 use std::collections::BTreeSet;
 
 /// The Gateway API release the cases are written against.
-pub const GATEWAY_API_VERSION: &str = "v1.4.1";
-/// The release channel of the CRDs the cases use.
-pub const GATEWAY_API_CHANNEL: &str = "standard";
-/// The one profile the cases cover.
-pub const PROFILE: &str = "GATEWAY-HTTP";
-/// The profile's core features: a case whose features are all in here counts as core.
-pub const CORE_FEATURES: [&str; 3] = ["Gateway", "HTTPRoute", "ReferenceGrant"];
-/// The profile's extended features in v1.4.1 (Gateway, HTTPRoute and BackendTLSPolicy sets), sorted.
-pub const EXTENDED_FEATURES: [&str; 27] = [
-    "BackendTLSPolicy",
-    "BackendTLSPolicySANValidation",
+pub const GATEWAY_API_VERSION: &str = "v1.6.1";
+/// The release channel of the CRDs the cases use: experimental, as some claimed features
+/// (HTTPRouteRetry, HTTPRouteDestinationPortMatching) exist only there.
+pub const GATEWAY_API_CHANNEL: &str = "experimental";
+
+const GW: &str = "Gateway";
+const HR: &str = "HTTPRoute";
+const RG: &str = "ReferenceGrant";
+const GR: &str = "GRPCRoute";
+
+/// The Gateway extended features of v1.6.1 (in both profiles), sorted.
+pub const GATEWAY_EXTENDED: [&str; 10] = [
     "GatewayAddressEmpty",
+    "GatewayBackendClientCertificate",
+    "GatewayFrontendClientCertificateValidation",
+    "GatewayFrontendClientCertificateValidationInsecureFallback",
     "GatewayHTTPListenerIsolation",
+    "GatewayHTTPSListenerDetectMisdirectedRequests",
     "GatewayInfrastructurePropagation",
     "GatewayPort8080",
     "GatewayStaticAddresses",
+    "ListenerSet",
+];
+
+/// The HTTPRoute extended features of v1.6.1, sorted.
+pub const HTTPROUTE_EXTENDED: [&str; 26] = [
+    "HTTPRoute303RedirectStatusCode",
+    "HTTPRoute307RedirectStatusCode",
+    "HTTPRoute308RedirectStatusCode",
     "HTTPRouteBackendProtocolH2C",
     "HTTPRouteBackendProtocolWebSocket",
     "HTTPRouteBackendRequestHeaderModification",
@@ -42,45 +57,390 @@ pub const EXTENDED_FEATURES: [&str; 27] = [
     "HTTPRouteRequestPercentageMirror",
     "HTTPRouteRequestTimeout",
     "HTTPRouteResponseHeaderModification",
+    "HTTPRouteRetry",
+    "HTTPRouteRetryBackendTimeout",
+    "HTTPRouteRetryConnectionError",
     "HTTPRouteSchemeRedirect",
 ];
 
-/// The ShortNames of the GATEWAY-HTTP core tests of v1.4.1: one case each.
-pub const CORE_TESTS: [&str; 33] = [
-    "GatewayClassObservedGenerationBump",
-    "GatewayInvalidRouteKind",
-    "GatewayInvalidTLSConfiguration",
-    "GatewayModifyListeners",
-    "GatewayObservedGenerationBump",
-    "GatewaySecretInvalidReferenceGrant",
-    "GatewaySecretMissingReferenceGrant",
-    "GatewaySecretReferenceGrantAllInNamespace",
-    "GatewaySecretReferenceGrantSpecific",
-    "GatewayWithAttachedRoutes",
-    "HTTPRouteCrossNamespace",
-    "HTTPRouteExactPathMatching",
-    "HTTPRouteHTTPSListener",
-    "HTTPRouteHeaderMatching",
-    "HTTPRouteHostnameIntersection",
-    "HTTPRouteInvalidBackendRefUnknownKind",
-    "HTTPRouteInvalidCrossNamespaceBackendRef",
-    "HTTPRouteInvalidCrossNamespaceParentRef",
-    "HTTPRouteInvalidNonExistentBackendRef",
-    "HTTPRouteInvalidParentRefNotMatchingSectionName",
-    "HTTPRouteInvalidReferenceGrant",
-    "HTTPRouteListenerHostnameMatching",
-    "HTTPRouteMatching",
-    "HTTPRouteMatchingAcrossRoutes",
-    "HTTPRouteObservedGenerationBump",
-    "HTTPRoutePartiallyInvalidViaInvalidReferenceGrant",
-    "HTTPRoutePathMatchOrder",
-    "HTTPRouteRedirectHostAndStatus",
-    "HTTPRouteReferenceGrant",
-    "HTTPRouteRequestHeaderModifier",
-    "HTTPRouteServiceTypes",
-    "HTTPRouteSimpleSameNamespace",
-    "HTTPRouteWeight",
+/// BackendTLSPolicy's features, counted as extended in GATEWAY-HTTP.
+pub const BACKEND_TLS: [&str; 2] = ["BackendTLSPolicy", "BackendTLSPolicySANValidation"];
+
+/// Features of no profile that a v1.6.1 test still names (the test runs, but counts nowhere).
+pub const PROFILELESS: [&str; 1] = ["GRPCRouteNamedRouteRule"];
+
+/// A conformance profile: the features whose tests it counts.
+#[derive(Debug, Clone, Copy)]
+pub struct Profile {
+    /// `GATEWAY-HTTP`, `GATEWAY-GRPC`.
+    pub name: &'static str,
+    /// Core features: a test whose features are all in here counts as core.
+    pub core: &'static [&'static str],
+    /// Extended feature groups.
+    pub extended: &'static [&'static [&'static str]],
+}
+
+impl Profile {
+    /// Whether `feature` is one of the profile's extended features.
+    pub fn is_extended(&self, feature: &str) -> bool {
+        self.extended.iter().any(|g| g.contains(&feature))
+    }
+
+    /// Every extended feature, sorted.
+    pub fn extended_features(&self) -> Vec<&'static str> {
+        let mut all: Vec<&'static str> = self
+            .extended
+            .iter()
+            .flat_map(|g| g.iter().copied())
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
+    /// Whether a test with these features belongs to the profile.
+    pub fn counts<S: AsRef<str>>(&self, features: &[S]) -> bool {
+        features
+            .iter()
+            .all(|f| self.core.contains(&f.as_ref()) || self.is_extended(f.as_ref()))
+    }
+
+    /// Whether a test with these features counts as core in the profile.
+    pub fn is_core<S: AsRef<str>>(&self, features: &[S]) -> bool {
+        features.iter().all(|f| self.core.contains(&f.as_ref()))
+    }
+}
+
+/// The profiles the report covers, in report order.
+pub const PROFILES: [Profile; 2] = [
+    Profile {
+        name: "GATEWAY-HTTP",
+        core: &[GW, RG, HR],
+        extended: &[&GATEWAY_EXTENDED, &HTTPROUTE_EXTENDED, &BACKEND_TLS],
+    },
+    Profile {
+        name: "GATEWAY-GRPC",
+        core: &[GW, RG, GR],
+        extended: &[&GATEWAY_EXTENDED],
+    },
 ];
+
+/// One upstream conformance test: what the case naming it must declare.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamTest {
+    /// ShortName.
+    pub name: &'static str,
+    /// Its features.
+    pub features: &'static [&'static str],
+    /// Marked provisional upstream.
+    pub provisional: bool,
+    /// `None`: part of [`GATEWAY_API_VERSION`]; `Some(release)`: a newer test (e.g. from the
+    /// upstream main branch) that only backs feature claims and counts in no statistics.
+    pub newer: Option<&'static str>,
+}
+
+const fn t(name: &'static str, features: &'static [&'static str]) -> UpstreamTest {
+    UpstreamTest {
+        name,
+        features,
+        provisional: false,
+        newer: None,
+    }
+}
+
+const fn provisional(name: &'static str, features: &'static [&'static str]) -> UpstreamTest {
+    UpstreamTest {
+        name,
+        features,
+        provisional: true,
+        newer: None,
+    }
+}
+
+const fn newer(name: &'static str, features: &'static [&'static str]) -> UpstreamTest {
+    UpstreamTest {
+        name,
+        features,
+        provisional: false,
+        newer: Some("main (after v1.6.1)"),
+    }
+}
+
+/// Every v1.6.1 test of GATEWAY-HTTP and GATEWAY-GRPC (plus GRPCRouteNamedRule, a gRPC test of no
+/// profile), and the newer tests whose cases back feature claims: each needs exactly one case.
+pub const UPSTREAM_TESTS: &[UpstreamTest] = &[
+    // Core, Gateway only (both profiles).
+    t("GatewayClassObservedGenerationBump", &[GW]),
+    t("GatewayInvalidParametersRef", &[GW]),
+    t("GatewayInvalidRouteKind", &[GW]),
+    t("GatewayInvalidTLSConfiguration", &[GW]),
+    t("GatewayListenerUnsupportedProtocol", &[GW]),
+    t("GatewayModifyListeners", &[GW]),
+    t("GatewayObservedGenerationBump", &[GW]),
+    t("GatewaySecretInvalidReferenceGrant", &[GW, RG]),
+    t("GatewaySecretMissingReferenceGrant", &[GW, RG]),
+    t("GatewaySecretReferenceGrantAllInNamespace", &[GW, RG]),
+    t("GatewaySecretReferenceGrantSpecific", &[GW, RG]),
+    // Core, HTTPRoute.
+    t("GatewayWithAttachedRoutes", &[GW, HR]),
+    t("HTTPRouteCrossNamespace", &[GW, HR]),
+    t("HTTPRouteExactPathMatching", &[GW, HR]),
+    t("HTTPRouteHTTPSListener", &[GW, HR]),
+    t("HTTPRouteHeaderMatching", &[GW, HR]),
+    t("HTTPRouteHostnameIntersection", &[GW, HR]),
+    t("HTTPRouteInvalidBackendRefUnknownKind", &[GW, HR]),
+    t("HTTPRouteInvalidCrossNamespaceBackendRef", &[GW, HR, RG]),
+    t("HTTPRouteInvalidCrossNamespaceParentRef", &[GW, HR]),
+    t("HTTPRouteInvalidNonExistentBackendRef", &[GW, HR]),
+    t("HTTPRouteInvalidParentRefNotMatchingSectionName", &[GW, HR]),
+    t("HTTPRouteInvalidReferenceGrant", &[GW, HR, RG]),
+    t("HTTPRouteListenerHostnameMatching", &[GW, HR]),
+    t("HTTPRouteMatching", &[GW, HR]),
+    t("HTTPRouteMatchingAcrossRoutes", &[GW, HR]),
+    t("HTTPRouteMultipleGateways", &[GW, HR]),
+    t("HTTPRouteNoBackendRefs", &[GW, HR]),
+    t("HTTPRouteObservedGenerationBump", &[GW, HR]),
+    t(
+        "HTTPRoutePartiallyInvalidViaInvalidReferenceGrant",
+        &[GW, HR, RG],
+    ),
+    t("HTTPRoutePathMatchOrder", &[GW, HR]),
+    t("HTTPRouteRedirectHostAndStatus", &[GW, HR]),
+    t("HTTPRouteReferenceGrant", &[GW, HR, RG]),
+    t("HTTPRouteRequestHeaderModifier", &[GW, HR]),
+    t("HTTPRouteServiceTypes", &[GW, HR]),
+    t("HTTPRouteSimpleSameNamespace", &[GW, HR]),
+    t("HTTPRouteWeight", &[GW, HR]),
+    // Core, GRPCRoute.
+    t("GRPCExactMethodMatching", &[GW, GR]),
+    t("GRPCRouteHeaderMatching", &[GW, GR]),
+    t("GRPCRouteListenerHostnameMatching", &[GW, GR]),
+    t("GRPCRouteWeight", &[GW, GR]),
+    provisional("GRPCRouteNamedRule", &[GW, GR, "GRPCRouteNamedRouteRule"]),
+    // Extended, Gateway.
+    t(
+        "GatewayWithAttachedRoutesWithPort8080",
+        &[GW, "GatewayPort8080", HR],
+    ),
+    t(
+        "GatewayHTTPListenerIsolation",
+        &[GW, "GatewayHTTPListenerIsolation", HR],
+    ),
+    t("GatewayStaticAddresses", &[GW, "GatewayStaticAddresses"]),
+    provisional("GatewayOptionalAddressValue", &[GW, "GatewayAddressEmpty"]),
+    provisional(
+        "GatewayInfrastructure",
+        &[GW, "GatewayInfrastructurePropagation"],
+    ),
+    t(
+        "HTTPRouteHTTPSListenerDetectMisdirectedRequests",
+        &[GW, "GatewayHTTPSListenerDetectMisdirectedRequests", HR],
+    ),
+    t(
+        "GatewayFrontendClientCertificateValidation",
+        &[GW, HR, "GatewayFrontendClientCertificateValidation"],
+    ),
+    t(
+        "GatewayFrontendClientCertificateValidationInsecureFallback",
+        &[
+            GW,
+            HR,
+            "GatewayFrontendClientCertificateValidation",
+            "GatewayFrontendClientCertificateValidationInsecureFallback",
+        ],
+    ),
+    t(
+        "GatewayFrontendInvalidDefaultClientCertificateValidation",
+        &[GW, HR, "GatewayFrontendClientCertificateValidation"],
+    ),
+    t(
+        "GatewayInvalidFrontendClientCertificateValidation",
+        &[GW, HR, RG, "GatewayFrontendClientCertificateValidation"],
+    ),
+    t(
+        "GatewayTLSBackendClientCertificate",
+        &[
+            GW,
+            "GatewayBackendClientCertificate",
+            HR,
+            "BackendTLSPolicy",
+        ],
+    ),
+    t(
+        "GatewayInvalidTLSBackendConfiguration",
+        &[
+            GW,
+            "GatewayBackendClientCertificate",
+            HR,
+            "BackendTLSPolicy",
+        ],
+    ),
+    // Extended, ListenerSet.
+    t("ListenerSetAllowedNamespaceNone", &[GW, "ListenerSet"]),
+    t("ListenerSetAllowedNamespaceSame", &[GW, "ListenerSet"]),
+    t("ListenerSetAllowedNamespaceSelector", &[GW, "ListenerSet"]),
+    t(
+        "ListenerSetAllowedRoutesNamespaces",
+        &[GW, "ListenerSet", HR, RG],
+    ),
+    t("ListenerSetDefaultNotAllowed", &[GW, "ListenerSet"]),
+    t(
+        "ListenerSetDualParentRefIndependence",
+        &[GW, "ListenerSet", HR],
+    ),
+    t(
+        "ListenerSetGatewayParentSectionNameNotFound",
+        &[GW, "ListenerSet", HR],
+    ),
+    t("ListenerSetHTTPRouting", &[GW, "ListenerSet", HR]),
+    t("ListenerSetHostnameConflict", &[GW, "ListenerSet"]),
+    t("ListenerSetProtocolConflict", &[GW, "ListenerSet"]),
+    t("ListenerSetReferenceGrant", &[GW, "ListenerSet", RG]),
+    t(
+        "ListenerSetRouteStatusScopedToParentRef",
+        &[GW, "ListenerSet", HR],
+    ),
+    // Extended, BackendTLSPolicy.
+    t("BackendTLSPolicy", &[GW, HR, "BackendTLSPolicy"]),
+    t(
+        "BackendTLSPolicyConflictResolution",
+        &[GW, HR, "BackendTLSPolicy"],
+    ),
+    t(
+        "BackendTLSPolicyInvalidCACertificateRef",
+        &[GW, HR, "BackendTLSPolicy"],
+    ),
+    t("BackendTLSPolicyInvalidKind", &[GW, HR, "BackendTLSPolicy"]),
+    t(
+        "BackendTLSPolicyObservedGenerationBump",
+        &[GW, HR, "BackendTLSPolicy"],
+    ),
+    t(
+        "BackendTLSPolicySANValidation",
+        &[GW, HR, "BackendTLSPolicy", "BackendTLSPolicySANValidation"],
+    ),
+    // Extended, HTTPRoute.
+    provisional(
+        "HTTPRoute303Redirect",
+        &[GW, HR, "HTTPRoute303RedirectStatusCode"],
+    ),
+    provisional(
+        "HTTPRoute307Redirect",
+        &[GW, HR, "HTTPRoute307RedirectStatusCode"],
+    ),
+    provisional(
+        "HTTPRoute308Redirect",
+        &[GW, HR, "HTTPRoute308RedirectStatusCode"],
+    ),
+    t(
+        "HTTPRouteBackendProtocolH2C",
+        &[GW, HR, "HTTPRouteBackendProtocolH2C"],
+    ),
+    t(
+        "HTTPRouteBackendProtocolWebSocket",
+        &[GW, HR, "HTTPRouteBackendProtocolWebSocket"],
+    ),
+    t(
+        "HTTPRouteBackendRequestHeaderModifier",
+        &[GW, HR, "HTTPRouteBackendRequestHeaderModification"],
+    ),
+    t("HTTPRouteCORS", &[GW, HR, "HTTPRouteCORS"]),
+    t(
+        "HTTPRouteInvalidParentRefNotMatchingListenerPort",
+        &[GW, HR, "HTTPRouteDestinationPortMatching"],
+    ),
+    t(
+        "HTTPRouteInvalidParentRefSectionNameNotMatchingPort",
+        &[GW, HR, "HTTPRouteParentRefPort"],
+    ),
+    t(
+        "HTTPRouteListenerPortMatching",
+        &[GW, HR, "HTTPRouteParentRefPort"],
+    ),
+    t(
+        "HTTPRouteMethodMatching",
+        &[GW, HR, "HTTPRouteMethodMatching"],
+    ),
+    provisional("HTTPRouteNamedRule", &[GW, HR, "HTTPRouteNamedRouteRule"]),
+    t(
+        "HTTPRouteQueryParamMatching",
+        &[GW, HR, "HTTPRouteQueryParamMatching"],
+    ),
+    t("HTTPRouteRedirectPath", &[GW, HR, "HTTPRoutePathRedirect"]),
+    t("HTTPRouteRedirectPort", &[GW, HR, "HTTPRoutePortRedirect"]),
+    t(
+        "HTTPRouteRedirectPortAndScheme",
+        &[GW, HR, "HTTPRoutePortRedirect", "GatewayPort8080"],
+    ),
+    t(
+        "HTTPRouteRedirectScheme",
+        &[GW, HR, "HTTPRouteSchemeRedirect"],
+    ),
+    t(
+        "HTTPRouteRequestHeaderModifierBackendWeights",
+        &[GW, "HTTPRouteBackendRequestHeaderModification", HR],
+    ),
+    t(
+        "HTTPRouteRequestMirror",
+        &[GW, HR, "HTTPRouteRequestMirror"],
+    ),
+    t(
+        "HTTPRouteRequestMultipleMirrors",
+        &[
+            GW,
+            HR,
+            "HTTPRouteRequestMirror",
+            "HTTPRouteRequestMultipleMirrors",
+        ],
+    ),
+    provisional(
+        "HTTPRouteRequestPercentageMirror",
+        &[GW, HR, "HTTPRouteRequestPercentageMirror"],
+    ),
+    t(
+        "HTTPRouteResponseHeaderModifier",
+        &[GW, HR, "HTTPRouteResponseHeaderModification"],
+    ),
+    t("HTTPRouteRetry", &[GW, HR, "HTTPRouteRetry"]),
+    t("HTTPRouteRewriteHost", &[GW, HR, "HTTPRouteHostRewrite"]),
+    t("HTTPRouteRewritePath", &[GW, HR, "HTTPRoutePathRewrite"]),
+    t(
+        "HTTPRouteTimeoutBackendRequest",
+        &[GW, HR, "HTTPRouteBackendTimeout"],
+    ),
+    t(
+        "HTTPRouteTimeoutRequest",
+        &[GW, HR, "HTTPRouteRequestTimeout"],
+    ),
+    // Newer than v1.6.1: the only tests of two v1.6.1 retry features.
+    newer(
+        "HTTPRouteRetryConnectionError",
+        &[GW, HR, "HTTPRouteRetry", "HTTPRouteRetryConnectionError"],
+    ),
+    newer(
+        "HTTPRouteRetryWithTimeouts",
+        &[
+            GW,
+            HR,
+            "HTTPRouteRetry",
+            "HTTPRouteRetryBackendTimeout",
+            "HTTPRouteRequestTimeout",
+            "HTTPRouteBackendTimeout",
+        ],
+    ),
+];
+
+/// The upstream test of this ShortName.
+pub fn upstream_test(name: &str) -> Option<&'static UpstreamTest> {
+    UPSTREAM_TESTS.iter().find(|t| t.name == name)
+}
+
+/// Whether a feature name is known to the report (core, extended or profile-less).
+pub fn is_known_feature(feature: &str) -> bool {
+    [GW, HR, RG, GR].contains(&feature)
+        || PROFILELESS.contains(&feature)
+        || PROFILES.iter().any(|p| p.is_extended(feature))
+}
 
 /// Who we are, as the report names it.
 pub const ORGANIZATION: &str = "waygate";
@@ -135,6 +495,12 @@ pub struct ConformanceReport {
     pub mode: String,
     /// One entry per profile.
     pub profiles: Vec<ProfileReport>,
+    /// Provisional tests that passed, sorted.
+    #[serde(
+        rename = "succeededProvisionalTests",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub succeeded_provisional_tests: Vec<String>,
 }
 
 /// The implementation block.
@@ -228,11 +594,6 @@ impl Statistics {
     }
 }
 
-/// Whether a test belongs to the core level: all its features are core features.
-pub fn is_core(features: &[String]) -> bool {
-    features.iter().all(|f| CORE_FEATURES.contains(&f.as_str()))
-}
-
 #[derive(Default)]
 struct Level {
     stats: Statistics,
@@ -270,35 +631,55 @@ impl Level {
     }
 }
 
-/// Roll case outcomes up into the report. Deterministic apart from `date`.
-pub fn build(outcomes: &[CaseOutcome], version: &str, date: String) -> ConformanceReport {
-    let mut core = Level::default();
-    let mut extended = Level::default();
-    // An extended feature is claimed only if at least one test exercises it and all of them pass.
+/// The extended features claimed: named by at least one case, and every case naming them passed.
+pub fn claimed_features(outcomes: &[CaseOutcome]) -> BTreeSet<String> {
     let mut exercised: BTreeSet<&str> = BTreeSet::new();
     let mut not_passing: BTreeSet<&str> = BTreeSet::new();
     for c in outcomes {
-        if is_core(&c.features) {
-            core.add(c);
-            continue;
-        }
-        extended.add(c);
         for f in &c.features {
-            if let Some(known) = EXTENDED_FEATURES.iter().find(|k| **k == f.as_str()) {
-                exercised.insert(known);
+            if PROFILES.iter().any(|p| p.is_extended(f)) {
+                exercised.insert(f);
                 if c.outcome != Outcome::Passed {
-                    not_passing.insert(known);
+                    not_passing.insert(f);
                 }
             }
         }
     }
-    let supported: Vec<String> = exercised
+    exercised
         .difference(&not_passing)
         .map(|f| f.to_string())
-        .collect();
-    let unsupported: Vec<String> = EXTENDED_FEATURES
+        .collect()
+}
+
+fn profile_report(
+    profile: &Profile,
+    outcomes: &[CaseOutcome],
+    claimed: &BTreeSet<String>,
+) -> ProfileReport {
+    let mut core = Level::default();
+    let mut extended = Level::default();
+    for c in outcomes {
+        // Newer tests only back claims; tests of other profiles do not count here.
+        if upstream_test(&c.upstream).is_some_and(|t| t.newer.is_some())
+            || !profile.counts(&c.features)
+        {
+            continue;
+        }
+        if profile.is_core(&c.features) {
+            core.add(c);
+        } else {
+            extended.add(c);
+        }
+    }
+    let all = profile.extended_features();
+    let supported: Vec<String> = all
         .iter()
-        .filter(|f| !supported.iter().any(|s| s == *f))
+        .filter(|f| claimed.contains(**f))
+        .map(|f| f.to_string())
+        .collect();
+    let unsupported: Vec<String> = all
+        .iter()
+        .filter(|f| !claimed.contains(**f))
         .map(|f| f.to_string())
         .collect();
     let summary = format!(
@@ -306,6 +687,39 @@ pub fn build(outcomes: &[CaseOutcome], version: &str, date: String) -> Conforman
         core.sentence("Core"),
         extended.sentence("Extended")
     );
+    ProfileReport {
+        core: Status {
+            failed_tests: core.failed.into_iter().collect(),
+            result: core.stats.result().into(),
+            skipped_tests: core.skipped.into_iter().collect(),
+            statistics: core.stats,
+        },
+        extended: ExtendedStatus {
+            failed_tests: extended.failed.into_iter().collect(),
+            result: extended.stats.result().into(),
+            skipped_tests: extended.skipped.into_iter().collect(),
+            statistics: extended.stats,
+            supported_features: supported,
+            unsupported_features: unsupported,
+        },
+        name: profile.name.into(),
+        summary,
+    }
+}
+
+/// Roll case outcomes up into the report. Deterministic apart from `date`.
+pub fn build(outcomes: &[CaseOutcome], version: &str, date: String) -> ConformanceReport {
+    let claimed = claimed_features(outcomes);
+    let profiles = PROFILES
+        .iter()
+        .map(|p| profile_report(p, outcomes, &claimed))
+        .collect();
+    let succeeded_provisional_tests: BTreeSet<String> = outcomes
+        .iter()
+        .filter(|c| c.outcome == Outcome::Passed)
+        .filter(|c| upstream_test(&c.upstream).is_some_and(|t| t.provisional && t.newer.is_none()))
+        .map(|c| c.upstream.clone())
+        .collect();
     ConformanceReport {
         api_version: "gateway.networking.k8s.io/v1".into(),
         date,
@@ -324,24 +738,8 @@ pub fn build(outcomes: &[CaseOutcome], version: &str, date: String) -> Conforman
         },
         kind: "ConformanceReport".into(),
         mode: "default".into(),
-        profiles: vec![ProfileReport {
-            core: Status {
-                failed_tests: core.failed.into_iter().collect(),
-                result: core.stats.result().into(),
-                skipped_tests: core.skipped.into_iter().collect(),
-                statistics: core.stats,
-            },
-            extended: ExtendedStatus {
-                failed_tests: extended.failed.into_iter().collect(),
-                result: extended.stats.result().into(),
-                skipped_tests: extended.skipped.into_iter().collect(),
-                statistics: extended.stats,
-                supported_features: supported,
-                unsupported_features: unsupported,
-            },
-            name: PROFILE.into(),
-            summary,
-        }],
+        profiles,
+        succeeded_provisional_tests: succeeded_provisional_tests.into_iter().collect(),
     }
 }
 
@@ -392,11 +790,12 @@ mod tests {
     }
 
     #[test]
-    fn core_and_extended_are_split_by_features_and_sorted() {
+    fn tests_are_filed_per_profile_and_level() {
         let r = build(
             &[
                 case("B", &["Gateway", "HTTPRoute"], Outcome::Skipped),
                 case("A", &["Gateway"], Outcome::Passed),
+                case("G", &["Gateway", "GRPCRoute"], Outcome::Passed),
                 case(
                     "Ext",
                     &["Gateway", "HTTPRouteMethodMatching"],
@@ -407,37 +806,93 @@ mod tests {
                     &["Gateway", "HTTPRoutePortRedirect"],
                     Outcome::Failed,
                 ),
+                case("Gx", &["Gateway", "GatewayPort8080"], Outcome::Passed),
             ],
             "0.1.0",
             "d".into(),
         );
-        let p = &r.profiles[0];
-        assert_eq!(p.core.result, "partial");
+        let http = &r.profiles[0];
+        assert_eq!(http.name, "GATEWAY-HTTP");
+        assert_eq!(http.core.result, "partial");
         assert_eq!(
-            p.core.statistics,
+            http.core.statistics,
             Statistics {
                 failed: 0,
                 passed: 1,
                 skipped: 1
             }
         );
-        assert_eq!(p.core.skipped_tests, vec!["B".to_string()]);
-        assert_eq!(p.extended.result, "failure");
-        assert_eq!(p.extended.failed_tests, vec!["Ext2".to_string()]);
+        assert_eq!(http.core.skipped_tests, vec!["B".to_string()]);
+        assert_eq!(http.extended.result, "failure");
+        assert_eq!(http.extended.failed_tests, vec!["Ext2".to_string()]);
+        assert_eq!(http.extended.statistics.passed, 2);
         assert_eq!(
-            p.extended.supported_features,
-            vec!["HTTPRouteMethodMatching".to_string()]
+            http.extended.supported_features,
+            vec![
+                "GatewayPort8080".to_string(),
+                "HTTPRouteMethodMatching".to_string()
+            ]
         );
-        assert_eq!(p.extended.unsupported_features.len(), 26);
+        assert_eq!(http.extended.unsupported_features.len(), 36);
         assert!(
-            p.extended
+            http.extended
                 .unsupported_features
                 .contains(&"HTTPRoutePortRedirect".to_string())
         );
-        assert_eq!(r.implementation.version, "v0.1.0");
         assert_eq!(
-            p.summary,
+            http.summary,
             "Core tests partially succeeded with 1 test skips. Extended tests failed with 1 test failures."
+        );
+
+        let grpc = &r.profiles[1];
+        assert_eq!(grpc.name, "GATEWAY-GRPC");
+        assert_eq!(grpc.core.statistics.passed, 2, "A and G");
+        assert_eq!(grpc.core.result, "success");
+        assert_eq!(grpc.extended.statistics.passed, 1, "Gx");
+        assert_eq!(
+            grpc.extended.supported_features,
+            vec!["GatewayPort8080".to_string()]
+        );
+        assert_eq!(grpc.extended.unsupported_features.len(), 9);
+        assert_eq!(r.implementation.version, "v0.1.0");
+    }
+
+    #[test]
+    fn provisional_and_newer_tests() {
+        let r = build(
+            &[
+                case(
+                    "GRPCRouteNamedRule",
+                    &["Gateway", "GRPCRoute", "GRPCRouteNamedRouteRule"],
+                    Outcome::Passed,
+                ),
+                case(
+                    "HTTPRouteRetryConnectionError",
+                    &[
+                        "Gateway",
+                        "HTTPRoute",
+                        "HTTPRouteRetry",
+                        "HTTPRouteRetryConnectionError",
+                    ],
+                    Outcome::Passed,
+                ),
+            ],
+            "v1",
+            "d".into(),
+        );
+        assert_eq!(
+            r.succeeded_provisional_tests,
+            vec!["GRPCRouteNamedRule".to_string()]
+        );
+        for p in &r.profiles {
+            assert_eq!(p.core.statistics, Statistics::default(), "{}", p.name);
+            assert_eq!(p.extended.statistics, Statistics::default(), "{}", p.name);
+        }
+        assert!(
+            r.profiles[0]
+                .extended
+                .supported_features
+                .contains(&"HTTPRouteRetryConnectionError".to_string())
         );
     }
 
@@ -451,20 +906,49 @@ mod tests {
         let p = &r.profiles[0];
         assert_eq!(p.core.result, "success");
         assert!(p.extended.supported_features.is_empty());
-        assert_eq!(p.extended.unsupported_features, EXTENDED_FEATURES.to_vec());
+        assert_eq!(p.extended.unsupported_features.len(), 38);
     }
 
     #[test]
-    fn core_test_list_is_unique() {
-        let set: BTreeSet<&str> = CORE_TESTS.iter().copied().collect();
-        assert_eq!(set.len(), CORE_TESTS.len());
+    fn upstream_tests_are_unique_and_use_known_features() {
+        let names: BTreeSet<&str> = UPSTREAM_TESTS.iter().map(|t| t.name).collect();
+        assert_eq!(names.len(), UPSTREAM_TESTS.len());
+        for t in UPSTREAM_TESTS {
+            for f in t.features {
+                assert!(is_known_feature(f), "{}: {f}", t.name);
+            }
+        }
     }
 
     #[test]
-    fn extended_feature_list_is_sorted_and_unique() {
-        let mut sorted = EXTENDED_FEATURES.to_vec();
-        sorted.sort();
-        sorted.dedup();
-        assert_eq!(sorted, EXTENDED_FEATURES.to_vec());
+    fn upstream_counts_match_v1_6_1() {
+        let current: Vec<&UpstreamTest> = UPSTREAM_TESTS
+            .iter()
+            .filter(|t| t.newer.is_none())
+            .collect();
+        let count = |p: &Profile, core: bool| {
+            current
+                .iter()
+                .filter(|t| p.counts(t.features) && p.is_core(t.features) == core)
+                .count()
+        };
+        assert_eq!(count(&PROFILES[0], true), 37);
+        assert_eq!(count(&PROFILES[0], false), 57);
+        assert_eq!(count(&PROFILES[1], true), 15);
+        assert_eq!(count(&PROFILES[1], false), 10);
+    }
+
+    #[test]
+    fn feature_lists_are_sorted_and_unique() {
+        for list in [
+            &GATEWAY_EXTENDED[..],
+            &HTTPROUTE_EXTENDED[..],
+            &BACKEND_TLS[..],
+        ] {
+            let mut sorted = list.to_vec();
+            sorted.sort();
+            sorted.dedup();
+            assert_eq!(sorted, list.to_vec());
+        }
     }
 }

@@ -176,6 +176,26 @@ async fn run_case(base: &[Value], case: &Case) -> CaseRun {
                 run.failures.push(format!("{label}: request {what}: {e}"));
             }
         }
+        for c in &step.grpc {
+            let what = traffic::describe_grpc(c);
+            if let Some(reason) = &c.skip {
+                run.skipped.push(format!("{label}: {what}: {reason}"));
+                continue;
+            }
+            if let Err(e) = traffic::grpc(gw, &world, &default_gw, c).await {
+                run.failures.push(format!("{label}: {what}: {e}"));
+            }
+        }
+        for m in &step.mirror_shares {
+            let what = format!("mirrored share of {} to {}", m.path, m.mirror);
+            if let Some(reason) = &m.skip {
+                run.skipped.push(format!("{label}: {what}: {reason}"));
+                continue;
+            }
+            if let Err(e) = traffic::mirror_share(gw, &world, &default_gw, m).await {
+                run.failures.push(format!("{label}: {what}: {e}"));
+            }
+        }
         for d in &step.distributions {
             let what = format!("distribution of {} over {:?}", d.path, d.weights);
             if let Some(reason) = &d.skip {
@@ -248,10 +268,26 @@ async fn gateway_api_conformance_cases() {
             }
         };
         for f in &case.features {
-            let known = report::CORE_FEATURES.contains(&f.as_str())
-                || report::EXTENDED_FEATURES.contains(&f.as_str());
-            if !known {
+            if !report::is_known_feature(f) {
                 failures.push(format!("[{}] unknown feature {f}", case.name));
+            }
+        }
+        match report::upstream_test(&case.upstream) {
+            None => failures.push(format!(
+                "[{}] {} is not an upstream test the report knows",
+                case.name, case.upstream
+            )),
+            Some(t) => {
+                let mut want: Vec<&str> = t.features.to_vec();
+                let mut have: Vec<&str> = case.features.iter().map(String::as_str).collect();
+                want.sort_unstable();
+                have.sort_unstable();
+                if want != have {
+                    failures.push(format!(
+                        "[{}] features {have:?} differ from upstream {}'s {want:?}",
+                        case.name, case.upstream
+                    ));
+                }
             }
         }
         if !upstream_seen.insert(case.upstream.clone()) {
@@ -292,11 +328,11 @@ async fn gateway_api_conformance_cases() {
             outcome,
         });
     }
-    for missing in report::CORE_TESTS
+    for missing in report::UPSTREAM_TESTS
         .iter()
-        .filter(|t| !upstream_seen.contains(**t))
+        .filter(|t| !upstream_seen.contains(t.name))
     {
-        failures.push(format!("upstream core test {missing} has no case"));
+        failures.push(format!("upstream test {} has no case", missing.name));
     }
     if let Err(e) = write_report(&outcomes) {
         failures.push(format!("report: {e}"));

@@ -37,6 +37,12 @@ pub struct Case {
     /// Traffic-split checks after the requests.
     #[serde(default)]
     pub distributions: Vec<Distribution>,
+    /// gRPC calls after the requests.
+    #[serde(default)]
+    pub grpc: Vec<GrpcCall>,
+    /// Mirrored shares measured after the requests.
+    #[serde(default)]
+    pub mirror_shares: Vec<MirrorShare>,
     /// Later versions of the manifests, each with its own expectations.
     #[serde(default)]
     pub steps: Vec<Step>,
@@ -64,6 +70,12 @@ pub struct Step {
     /// Traffic-split checks.
     #[serde(default)]
     pub distributions: Vec<Distribution>,
+    /// gRPC calls.
+    #[serde(default)]
+    pub grpc: Vec<GrpcCall>,
+    /// Mirrored shares.
+    #[serde(default)]
+    pub mirror_shares: Vec<MirrorShare>,
 }
 
 impl Case {
@@ -76,6 +88,8 @@ impl Case {
             checks: self.checks.clone(),
             requests: self.requests.clone(),
             distributions: self.distributions.clone(),
+            grpc: self.grpc.clone(),
+            mirror_shares: self.mirror_shares.clone(),
         }];
         out.extend(self.steps.iter().cloned());
         out
@@ -132,6 +146,9 @@ pub struct Check {
 pub struct AcceptedCheck {
     /// `namespace/name`.
     pub gateway: String,
+    /// The routes' kind: `HTTPRoute` (default) or `GRPCRoute`.
+    #[serde(default)]
+    pub kind: Option<String>,
     /// Routes, `namespace/name`.
     #[serde(default)]
     pub routes: Vec<String>,
@@ -277,6 +294,14 @@ pub struct RequestCase {
     /// `http` (default) or `https` (TLS with SNI = Host; the runner cannot do this yet).
     #[serde(default)]
     pub scheme: Option<String>,
+    /// With `https`: the TLS server name (default: the Host); the runner cannot send TLS yet.
+    #[serde(default)]
+    pub sni: Option<String>,
+    /// `http` (HTTP/1.1, default), `h2c` (HTTP/2 prior knowledge, cleartext), `h2` (HTTP/2 over
+    /// TLS; the runner cannot send it yet) or `websocket`
+    /// (a WebSocket to `path` that must echo a text and a binary message).
+    #[serde(default)]
+    pub protocol: Option<String>,
     /// Host header (default: the gateway's address, as a client would send it).
     #[serde(default)]
     pub host: Option<String>,
@@ -288,9 +313,30 @@ pub struct RequestCase {
     /// Request headers.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    /// Expected status (default 200).
+    /// Expected status, or any of a list (default 200); 408 and 504 stand for each other.
     #[serde(default)]
-    pub status: Option<u16>,
+    pub status: Option<Statuses>,
+    /// Headers the echo backend is asked to put on its answer (`X-Echo-Set-Header`).
+    #[serde(default)]
+    pub backend_sets_headers: BTreeMap<String, String>,
+    /// On 200/204: response headers.
+    #[serde(default)]
+    pub response: Option<ResponseExpect>,
+    /// Add a fresh `gateway-api-conformance-request-id` query parameter to the path (and to the
+    /// path the backend must see).
+    #[serde(default)]
+    pub request_id: bool,
+    /// Backends (`name` in the request's namespace, or `namespace/name`) one of whose pods must
+    /// have served the very path and query sent, as a mirrored copy, within a bounded wait.
+    #[serde(default)]
+    pub mirrored_to: Vec<String>,
+    /// On 200/204: the backend saw exactly one line of this header, and the answering pod's name
+    /// starts with its value (a filter of the chosen backendRef named it).
+    #[serde(default)]
+    pub pod_from_header: Option<String>,
+    /// Send the request this many times (default 1); every answer must pass.
+    #[serde(default)]
+    pub repeat: Option<usize>,
     /// On 200: the answering pod's name starts with this.
     #[serde(default)]
     pub backend: Option<String>,
@@ -324,6 +370,114 @@ pub struct BackendSees {
     /// Headers that must not arrive.
     #[serde(default)]
     pub absent_headers: Vec<String>,
+}
+
+/// One status, or a list of acceptable ones.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Statuses {
+    /// Exactly this status.
+    One(u16),
+    /// Any of these.
+    Any(Vec<u16>),
+}
+
+impl Statuses {
+    /// The acceptable statuses.
+    pub fn list(&self) -> Vec<u16> {
+        match self {
+            Statuses::One(s) => vec![*s],
+            Statuses::Any(l) => l.clone(),
+        }
+    }
+}
+
+/// Response headers that must hold on a 200/204 answer; names compare without regard to case,
+/// values of all lines of a header are joined with `,`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ResponseExpect {
+    /// Headers that must have exactly this value.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Headers whose value must be one of these.
+    #[serde(default)]
+    pub one_of: BTreeMap<String, Vec<String>>,
+    /// Headers that must not be there.
+    #[serde(default)]
+    pub absent_headers: Vec<String>,
+    /// Compare values with all spaces removed.
+    #[serde(default)]
+    pub ignore_whitespace: bool,
+}
+
+/// One gRPC call through the gateway (`GrpcEcho` over h2c, one connection per call) and what
+/// must come back.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GrpcCall {
+    /// Set: not made, and why.
+    #[serde(default)]
+    pub skip: Option<String>,
+    /// Gateway (default as for requests).
+    #[serde(default)]
+    pub gateway: Option<String>,
+    /// Gateway port as configured (default: its first listener's).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `Echo`, `EchoTwo` or `EchoThree`.
+    pub method: String,
+    /// `:authority` (default: the gateway's address with its port, as a gRPC client dials it).
+    #[serde(default)]
+    pub authority: Option<String>,
+    /// Request metadata (keys are sent lower-cased).
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// Expected gRPC status code (default 0, OK).
+    #[serde(default)]
+    pub code: i32,
+    /// On OK: the answering pod's name starts with this.
+    #[serde(default)]
+    pub backend: Option<String>,
+    /// On OK: the pod's namespace, when set.
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+/// The share of requests a percentage mirror copies, measured as upstream does: `total`
+/// requests with one fresh request id, then the copies the mirror's pods served are counted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MirrorShare {
+    /// Set: not measured, and why.
+    #[serde(default)]
+    pub skip: Option<String>,
+    /// Path (a request id is added).
+    pub path: String,
+    /// Request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The backend that must answer every request.
+    pub backend: String,
+    /// The mirror backend (`name` in `namespace`).
+    pub mirror: String,
+    /// Namespace of both.
+    pub namespace: String,
+    /// Expected share copied, 0.0–1.0.
+    pub share: f64,
+    /// Requests per batch (default 500).
+    #[serde(default = "default_total")]
+    pub total: usize,
+    /// Requests in flight (default 10).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Batches tried before failing (default 5, as upstream).
+    #[serde(default = "default_mirror_attempts")]
+    pub attempts: usize,
+}
+
+fn default_mirror_attempts() -> usize {
+    5
 }
 
 /// Expected `Location` parts; unset parts default as upstream does.
@@ -378,6 +532,9 @@ pub struct Distribution {
     /// Batches tried before failing, as upstream retries for statistical noise (default 10).
     #[serde(default = "default_attempts")]
     pub attempts: usize,
+    /// Each request is a gRPC `Echo` call on its own connection instead of an HTTP GET.
+    #[serde(default)]
+    pub grpc: bool,
 }
 
 fn default_total() -> usize {

@@ -283,12 +283,47 @@ pub fn first_listener_port(ctx_world: &World, gateway: &str) -> Option<u16> {
         .and_then(|p| u16::try_from(p).ok())
 }
 
-/// GatewayAndHTTPRoutesMustBeAccepted.
+/// Whether a parent entry is the one the v1.6 matcher (`parentsForRouteMatch`) looks for: our
+/// controller, group and kind set and right, the name, the namespace (omitted only when not
+/// required), and every wanted condition.
+fn parent_matches(
+    p: &ParentStatus,
+    gw: &str,
+    namespace_required: bool,
+    want: &[CondExpect],
+) -> bool {
+    parent_shape("", p, gw, namespace_required).is_ok()
+        && want.iter().all(|w| has(&p.conditions, w))
+}
+
+/// The port of a Gateway's listener of this name.
+fn listener_port(world: &World, gateway: &str, listener: &str) -> Option<u16> {
+    let gw = world.object("Gateway", gateway)?;
+    gw.value
+        .get("spec")?
+        .get("listeners")?
+        .as_sequence()?
+        .iter()
+        .find(|l| l.get("name").and_then(|n| n.as_str()) == Some(listener))?
+        .get("port")?
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+}
+
+/// GatewayAndHTTPRoutesMustBeAccepted / GatewayAndRoutesMustBeAccepted (v1.6): the Gateway has an
+/// address; each route has a parent entry for it that is Accepted (extra entries are fine) with
+/// every entry at the route's generation; every listener of the Gateway is ResolvedRefs,
+/// Accepted and Programmed.
 fn accepted(ctx: &Ctx<'_>, c: &AcceptedCheck) -> Outcome {
     let (gw_ns, gw_name) = split(&c.gateway)?;
-    // "The Gateway has an address": its first listener's port is bound.
-    let port = first_listener_port(ctx.world, &c.gateway)
-        .ok_or_else(|| format!("Gateway {} has no listener", c.gateway))?;
+    let kind = c.kind.as_deref().unwrap_or("HTTPRoute");
+    // "The Gateway has an address": the port of its first listener (or of the first listener
+    // named) is bound.
+    let port = match c.listeners.first() {
+        Some(name) => listener_port(ctx.world, &c.gateway, name),
+        None => first_listener_port(ctx.world, &c.gateway),
+    }
+    .ok_or_else(|| format!("Gateway {} has no such listener", c.gateway))?;
     if ctx
         .gateway
         .bound_addr(&NsName::new(gw_ns, gw_name), port)
@@ -296,22 +331,37 @@ fn accepted(ctx: &Ctx<'_>, c: &AcceptedCheck) -> Outcome {
     {
         return Err(format!("Gateway {} port {port} is not bound", c.gateway));
     }
-    let per_route = c.listeners.len().max(1);
+    let want = [cond("Accepted", "True", "Accepted")];
     for route in &c.routes {
         let (route_ns, _) = split(route)?;
-        let s = status(ctx, "HTTPRoute", route)?;
-        let generation = generation(ctx, "HTTPRoute", route)?;
-        if s.parents.len() != per_route {
-            return Err(format!(
-                "HTTPRoute {route}: {} parent entries, want {per_route}",
-                s.parents.len()
-            ));
-        }
+        let s = status(ctx, kind, route)?;
+        let generation = generation(ctx, kind, route)?;
         for (i, p) in s.parents.iter().enumerate() {
-            let what = format!("HTTPRoute {route} parent {i}");
-            parent_shape(&what, p, &c.gateway, route_ns != gw_ns)?;
-            at_generation(&what, &p.conditions, generation)?;
-            require(&what, &p.conditions, &cond("Accepted", "True", "Accepted"))?;
+            at_generation(
+                &format!("{kind} {route} parent {i}"),
+                &p.conditions,
+                generation,
+            )?;
+        }
+        if !s
+            .parents
+            .iter()
+            .any(|p| parent_matches(p, &c.gateway, route_ns != gw_ns, &want))
+        {
+            let seen: Vec<String> = s
+                .parents
+                .iter()
+                .map(|p| {
+                    let shape = parent_shape("", p, &c.gateway, route_ns != gw_ns)
+                        .err()
+                        .unwrap_or_default();
+                    format!("{} {}{shape}", p.parent_ref.name, show(&p.conditions))
+                })
+                .collect();
+            return Err(format!(
+                "{kind} {route}: no Accepted parent entry for Gateway {}; entries: {seen:?}",
+                c.gateway
+            ));
         }
     }
     let s = status(ctx, "Gateway", &c.gateway)?;
@@ -353,24 +403,43 @@ fn route_condition(ctx: &Ctx<'_>, c: &RouteConditionCheck) -> Outcome {
     }
 }
 
-/// HTTPRouteMustHaveParents.
+/// HTTPRouteMustHaveParents (v1.6): every expected entry is among the route's parent entries
+/// (order free, extra entries allowed), and every entry carries the route's generation.
 fn route_parents(ctx: &Ctx<'_>, c: &RouteParentsCheck) -> Outcome {
     let s = status(ctx, "HTTPRoute", &c.route)?;
     let generation = generation(ctx, "HTTPRoute", &c.route)?;
-    if s.parents.len() != c.parents.len() {
-        return Err(format!(
-            "HTTPRoute {}: {} parent entries, want {}",
-            c.route,
-            s.parents.len(),
-            c.parents.len()
-        ));
+    for (i, p) in s.parents.iter().enumerate() {
+        at_generation(
+            &format!("HTTPRoute {} parent {i}", c.route),
+            &p.conditions,
+            generation,
+        )?;
     }
-    for (i, (p, want)) in s.parents.iter().zip(&c.parents).enumerate() {
-        let what = format!("HTTPRoute {} parent {i}", c.route);
-        parent_shape(&what, p, &want.gateway, c.namespace_required)?;
-        at_generation(&what, &p.conditions, generation)?;
-        for w in &want.conditions {
-            require(&what, &p.conditions, w)?;
+    for want in &c.parents {
+        if !s
+            .parents
+            .iter()
+            .any(|p| parent_matches(p, &want.gateway, c.namespace_required, &want.conditions))
+        {
+            let seen: Vec<String> = s
+                .parents
+                .iter()
+                .map(|p| {
+                    let shape = parent_shape("", p, &want.gateway, c.namespace_required)
+                        .err()
+                        .unwrap_or_default();
+                    format!("{} {}{shape}", p.parent_ref.name, show(&p.conditions))
+                })
+                .collect();
+            return Err(format!(
+                "HTTPRoute {}: no parent entry for {} with {:?}; entries: {seen:?}",
+                c.route,
+                want.gateway,
+                want.conditions
+                    .iter()
+                    .map(|w| format!("{}={} ({})", w.kind, w.status, w.reason))
+                    .collect::<Vec<_>>()
+            ));
         }
     }
     Ok(())
@@ -486,7 +555,7 @@ fn latest(ctx: &Ctx<'_>, c: &ObjectRef) -> Outcome {
     let generation = generation(ctx, &c.kind, &c.name)?;
     let what = format!("{} {}", c.kind, c.name);
     match c.kind.as_str() {
-        "HTTPRoute" => {
+        "HTTPRoute" | "GRPCRoute" => {
             if s.parents.is_empty() {
                 return Err(format!("{what}: no parent entries"));
             }

@@ -1,15 +1,18 @@
 //! Requests against the gateway and the upstream suite's judgement of the answers.
 
-use crate::case::{Distribution, RequestCase};
+use crate::case::{Distribution, GrpcCall, MirrorShare, RequestCase, ResponseExpect, Statuses};
 use crate::checks::first_listener_port;
-use crate::client::{self, Reply};
+use crate::client::{self, Reply, Version};
 use crate::world::World;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Semaphore;
 use waygate::gateway::Gateway;
 use waygate_config::NsName;
+use waygate_conformance::echo::EchoResponse;
+use waygate_conformance::grpc_echo::SERVICE;
 
 /// The Gateway requests go to when neither the request nor the case names one.
 pub const DEFAULT_GATEWAY: &str = "gateway-conformance-infra/same-namespace";
@@ -72,15 +75,55 @@ fn is_redirect(status: u16) -> bool {
     matches!(status, 300..=305 | 307 | 308)
 }
 
+fn is_timeout(status: u16) -> bool {
+    matches!(status, 408 | 504)
+}
+
 /// The echoed header values joined with `,`, looked up without regard to case.
-fn seen_header(e: &waygate_conformance::echo::EchoResponse, name: &str) -> Option<String> {
+fn seen_header(e: &EchoResponse, name: &str) -> Option<String> {
     e.headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.join(","))
 }
 
-/// Send one request and judge the answer.
+/// A fresh random id in UUID form.
+pub fn fresh_id() -> String {
+    let n: u128 = rand::random();
+    let h = format!("{n:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// The query parameter upstream adds so a backend's record of a request can be found.
+const REQUEST_ID: &str = "gateway-api-conformance-request-id";
+
+/// `path` with query parameter `name` set to `value`, parameters sorted by name as Go's
+/// `url.Values.Encode` writes them.
+pub fn with_query_param(path: &str, name: &str, value: &str) -> String {
+    let (base, query) = path.split_once('?').unwrap_or((path, ""));
+    let mut params: Vec<(String, String)> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (k.to_string(), v.to_string())
+        })
+        .filter(|(k, _)| k != name)
+        .collect();
+    params.push((name.to_string(), value.to_string()));
+    params.sort_by(|a, b| a.0.cmp(&b.0));
+    let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{base}?{}", query.join("&"))
+}
+
+/// Send one request (as many times as it says) and judge every answer.
 pub async fn request(
     gateway: &Gateway,
     world: &World,
@@ -89,50 +132,213 @@ pub async fn request(
 ) -> Result<(), String> {
     match r.scheme.as_deref() {
         None | Some("http") => {}
-        Some(other) => return Err(format!("the runner cannot send {other} requests yet")),
+        Some(other) => {
+            let sni = r.sni.as_deref().or(r.host.as_deref()).unwrap_or("");
+            return Err(format!(
+                "the runner cannot send {other} requests yet (server name {sni:?})"
+            ));
+        }
     }
     let gw = r.gateway.as_deref().unwrap_or(default_gw);
     let (addr, default_host) = target(gateway, world, gw, r.port)?;
     let host = r.host.clone().unwrap_or(default_host);
-    let method = r.method.as_deref().unwrap_or("GET");
-    let headers: Vec<(String, String)> = r
-        .headers
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let reply = client::send(addr, method, &host, &r.path, &headers).await?;
-    let want = r.status.unwrap_or(200);
-    if reply.status != want {
-        return Err(format!("want status {want}, {}", got(&reply)));
-    }
-    if reply.status == 200 {
-        return judge_backend(r, &reply);
-    }
-    if is_redirect(reply.status)
-        && let Some(want) = &r.redirect
-    {
-        return judge_redirect(r, &reply, want);
+    let version = match r.protocol.as_deref() {
+        None | Some("http") => Version::Http1,
+        Some("h2c") => Version::H2c,
+        Some("websocket") => {
+            // Upstream dials ws://<address>:<port>, so Host carries the port even for 80.
+            let port = match r.port {
+                Some(p) => p,
+                None => first_listener_port(world, gw).unwrap_or(80),
+            };
+            let host = r
+                .host
+                .clone()
+                .unwrap_or_else(|| format!("{}:{port}", addr.ip()));
+            // Retried like any request (see TRIES): about one run in ten the first exchange was
+            // reset right after the 101 (noted in the issue: suspected upgrade race, to fix).
+            let mut outcome = Err(String::new());
+            for _ in 0..TRIES {
+                outcome =
+                    client::websocket_echo(addr, &host, &r.path, "ws://gateway/conformance").await;
+                if outcome.is_ok() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            return outcome.map_err(|e| format!("{e} (failed {TRIES} times)"));
+        }
+        Some(other) => return Err(format!("unknown protocol {other:?}")),
+    };
+    let times = r.repeat.unwrap_or(1).max(1);
+    for i in 0..times {
+        let mut outcome = one_request(world, addr, version, &host, r).await;
+        // Upstream sends a request until it meets expectations (within 30 s); here the config
+        // is applied before the first request, so this only absorbs a timing-sensitive case
+        // (delays against timeouts) losing a race on a loaded 2-core machine.
+        for _ in 1..TRIES {
+            if outcome.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            outcome = one_request(world, addr, version, &host, r).await;
+        }
+        outcome.map_err(|e| {
+            let e = format!("{e} (failed {TRIES} times)");
+            if times > 1 {
+                format!("attempt {}/{times}: {e}", i + 1)
+            } else {
+                e
+            }
+        })?;
     }
     Ok(())
 }
 
-fn judge_backend(r: &RequestCase, reply: &Reply) -> Result<(), String> {
-    let e = reply
-        .echo
+/// How many times a request may be sent before its failure counts.
+const TRIES: usize = 3;
+
+async fn one_request(
+    world: &World,
+    addr: SocketAddr,
+    version: Version,
+    host: &str,
+    r: &RequestCase,
+) -> Result<(), String> {
+    // `{uuid}` in a path is a fresh id per request, as upstream's retry checks use.
+    let uuid = fresh_id();
+    let mut path = r.path.replace("{uuid}", &uuid);
+    let mut backend_path = r
+        .at_backend
         .as_ref()
-        .ok_or_else(|| format!("want an echo answer, {}", got(reply)))?;
+        .and_then(|b| b.path.as_ref())
+        .map(|p| p.replace("{uuid}", &uuid));
+    if r.request_id {
+        let id = fresh_id();
+        path = with_query_param(&path, REQUEST_ID, &id);
+        backend_path = backend_path.map(|p| {
+            if p.is_empty() {
+                p
+            } else {
+                with_query_param(&p, REQUEST_ID, &id)
+            }
+        });
+    }
+    let method = r.method.as_deref().unwrap_or("GET");
+    let mut headers: Vec<(String, String)> = r
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    // Upstream always sends this header, empty unless the test wants response headers.
+    let set: Vec<String> = r
+        .backend_sets_headers
+        .iter()
+        .map(|(k, v)| format!("{k}:{v}"))
+        .collect();
+    headers.push(("X-Echo-Set-Header".into(), set.join(",")));
+    let reply = client::send(addr, version, method, host, &path, &headers).await?;
+    let want = r.status.as_ref().map_or_else(|| vec![200], Statuses::list);
+    if is_timeout(reply.status) && want.iter().any(|s| is_timeout(*s)) {
+        return Ok(());
+    }
+    if !want.contains(&reply.status) {
+        let want = match want.as_slice() {
+            [one] => one.to_string(),
+            many => format!("one of {many:?}"),
+        };
+        return Err(format!("want status {want}, {}", got(&reply)));
+    }
+    if matches!(reply.status, 200 | 204) {
+        judge_backend(r, &reply, &path, backend_path.as_deref(), method)?;
+        if let Some(want) = &r.response {
+            judge_response_headers(&reply, want)?;
+        }
+    } else if is_redirect(reply.status)
+        && let Some(want) = &r.redirect
+    {
+        judge_redirect(r, &reply, want)?;
+    }
+    for mirror in &r.mirrored_to {
+        let (ns, name) = match mirror.split_once('/') {
+            Some((ns, name)) => (ns.to_string(), name.to_string()),
+            None => (
+                r.namespace
+                    .clone()
+                    .unwrap_or_else(|| "gateway-conformance-infra".into()),
+                mirror.clone(),
+            ),
+        };
+        wait_for_mirror(world, &ns, &name, &path).await?;
+    }
+    Ok(())
+}
+
+/// How long a mirrored copy may take to reach its backend (upstream polls the pod logs for 10 s).
+const MIRROR_WAIT: Duration = Duration::from_secs(10);
+/// How often the backends' records are read while waiting.
+const MIRROR_POLL: Duration = Duration::from_millis(50);
+
+/// How many requests for exactly `target` the pods of an app have served.
+fn served_count(world: &World, ns: &str, app: &str, target: &str) -> usize {
+    world
+        .pods(ns, app)
+        .iter()
+        .map(|p| p.served().iter().filter(|s| *s == target).count())
+        .sum()
+}
+
+/// Wait (bounded) until a pod of `ns/app` has served `target`, as a mirrored copy must be.
+async fn wait_for_mirror(world: &World, ns: &str, app: &str, target: &str) -> Result<(), String> {
+    if world.pods(ns, app).is_empty() {
+        return Err(format!("mirror backend {ns}/{app} has no pods"));
+    }
+    let deadline = tokio::time::Instant::now() + MIRROR_WAIT;
+    loop {
+        if served_count(world, ns, app, target) > 0 {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "no pod of mirror backend {ns}/{app} served {target:?} within {}s",
+                MIRROR_WAIT.as_secs()
+            ));
+        }
+        tokio::time::sleep(MIRROR_POLL).await;
+    }
+}
+
+fn judge_backend(
+    r: &RequestCase,
+    reply: &Reply,
+    sent_path: &str,
+    backend_path: Option<&str>,
+    sent_method: &str,
+) -> Result<(), String> {
+    // As upstream: an answer that is not an echo counts as an empty echo of the sent method.
+    let fallback;
+    let e = match &reply.echo {
+        Some(e) => e,
+        None => {
+            fallback = EchoResponse {
+                method: sent_method.to_string(),
+                ..EchoResponse::default()
+            };
+            &fallback
+        }
+    };
     // The request the backend must see: as given, or else the request as sent.
     let (host, path, method, headers, absent) = match &r.at_backend {
         Some(b) => (
             b.host.clone(),
-            b.path.clone().unwrap_or_else(|| r.path.clone()),
+            backend_path.unwrap_or(sent_path).to_string(),
             b.method.clone().unwrap_or_else(|| "GET".into()),
             b.headers.clone(),
             b.absent_headers.clone(),
         ),
         None => (
             r.host.clone(),
-            r.path.clone(),
+            sent_path.to_string(),
             r.method.clone().unwrap_or_else(|| "GET".into()),
             r.headers.clone(),
             Vec::new(),
@@ -176,10 +382,75 @@ fn judge_backend(r: &RequestCase, reply: &Reply) -> Result<(), String> {
     if !e.pod.starts_with(backend) {
         errs.push(format!("answered by pod {:?}, want {backend}-*", e.pod));
     }
+    if let Some(name) = &r.pod_from_header {
+        let lines: Vec<&String> = e
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .flat_map(|(_, v)| v)
+            .collect();
+        match lines.as_slice() {
+            [one] if e.pod.starts_with(one.as_str()) => {}
+            [one] => errs.push(format!(
+                "backend saw {name}: {one:?}, but pod {:?} answered",
+                e.pod
+            )),
+            many => errs.push(format!(
+                "backend saw {} lines of {name} ({many:?}), want one",
+                many.len()
+            )),
+        }
+    }
     if errs.is_empty() {
         Ok(())
     } else {
-        Err(errs.join("; "))
+        Err(format!("{}: {}", got(reply), errs.join("; ")))
+    }
+}
+
+/// A response header's lines joined with `,`, looked up without regard to case.
+fn response_header(reply: &Reply, name: &str) -> Option<String> {
+    let values: Vec<String> = reply
+        .headers
+        .get_all(name)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect();
+    (!values.is_empty()).then(|| values.join(","))
+}
+
+fn judge_response_headers(reply: &Reply, want: &ResponseExpect) -> Result<(), String> {
+    let squash = |v: &str| {
+        if want.ignore_whitespace {
+            v.replace(' ', "")
+        } else {
+            v.to_string()
+        }
+    };
+    let mut errs = Vec::new();
+    for (name, options) in &want.one_of {
+        match response_header(reply, name) {
+            None => errs.push(format!("response lacks {name} (want one of {options:?})")),
+            Some(v) if options.iter().any(|o| squash(o) == squash(&v)) => {}
+            Some(v) => errs.push(format!("response {name}: {v:?}, want one of {options:?}")),
+        }
+    }
+    for (name, value) in &want.headers {
+        match response_header(reply, name) {
+            None => errs.push(format!("response lacks {name} (want {value:?})")),
+            Some(v) if squash(value) == squash(&v) => {}
+            Some(v) => errs.push(format!("response {name}: {v:?}, want {value:?}")),
+        }
+    }
+    for name in &want.absent_headers {
+        if let Some(v) = response_header(reply, name) {
+            errs.push(format!("response {name}: {v:?}, want it absent"));
+        }
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}: {}", got(reply), errs.join("; ")))
     }
 }
 
@@ -262,7 +533,11 @@ pub async fn distribution(
 ) -> Result<(), String> {
     let gw = d.gateway.as_deref().unwrap_or(default_gw);
     let (addr, default_host) = target(gateway, world, gw, d.port)?;
-    let host = d.host.clone().unwrap_or(default_host);
+    let host = match (&d.host, d.grpc) {
+        (Some(h), _) => h.clone(),
+        (None, true) => grpc_authority(world, gw, d.port, addr),
+        (None, false) => default_host,
+    };
     let mut last = String::new();
     for attempt in 1..=d.attempts.max(1) {
         match batch(addr, &host, d).await {
@@ -273,6 +548,34 @@ pub async fn distribution(
     Err(last)
 }
 
+/// One request of a distribution batch: the namespace and pod that answered.
+async fn answered_by(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    grpc: bool,
+    i: usize,
+) -> Result<(String, String), String> {
+    // A distinct header per request, as upstream adds entropy so no layer can cache.
+    if grpc {
+        let metadata = vec![("x-jitter".to_string(), i.to_string())];
+        let reply = client::grpc_call(addr, host, "Echo", &metadata).await?;
+        let ctx = reply
+            .assertions
+            .and_then(|a| a.context)
+            .filter(|_| reply.code == 0)
+            .ok_or_else(|| format!("want OK from a gRPC echo pod, got code {}", reply.code))?;
+        return Ok((ctx.namespace, ctx.pod));
+    }
+    let headers = vec![("X-Jitter".to_string(), i.to_string())];
+    let reply = client::send(addr, Version::Http1, "GET", host, path, &headers).await?;
+    let e = reply
+        .echo
+        .filter(|_| reply.status == 200)
+        .ok_or_else(|| format!("want 200 from an echo pod, got {}", reply.status))?;
+    Ok((e.namespace, e.pod))
+}
+
 async fn batch(addr: SocketAddr, host: &str, d: &Distribution) -> Result<(), String> {
     let limit = Arc::new(Semaphore::new(d.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
@@ -281,22 +584,16 @@ async fn batch(addr: SocketAddr, host: &str, d: &Distribution) -> Result<(), Str
         let host = host.to_string();
         let path = d.path.clone();
         let namespace = d.namespace.clone();
+        let grpc = d.grpc;
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await.map_err(|e| e.to_string())?;
-            // A distinct header per request, as upstream adds entropy so no layer can cache.
-            let headers = vec![("X-Jitter".to_string(), i.to_string())];
-            let reply = client::send(addr, "GET", &host, &path, &headers).await?;
-            let e = reply
-                .echo
-                .filter(|_| reply.status == 200)
-                .ok_or_else(|| format!("want 200 from an echo pod, got {}", reply.status))?;
-            if e.namespace != namespace {
+            let (ns, pod) = answered_by(addr, &host, &path, grpc, i).await?;
+            if ns != namespace {
                 return Err(format!(
-                    "answered from namespace {:?}, want {namespace:?}",
-                    e.namespace
+                    "answered from namespace {ns:?}, want {namespace:?}"
                 ));
             }
-            Ok::<String, String>(backend_of(&e.pod))
+            Ok::<String, String>(backend_of(&pod))
         });
     }
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
@@ -334,6 +631,167 @@ async fn batch(addr: SocketAddr, host: &str, d: &Distribution) -> Result<(), Str
     } else {
         Err(errs.join("; "))
     }
+}
+
+/// The `:authority` a gRPC client dialling the gateway sends: its address with the port.
+fn grpc_authority(world: &World, gw: &str, port: Option<u16>, addr: SocketAddr) -> String {
+    let port = port
+        .or_else(|| first_listener_port(world, gw))
+        .unwrap_or(80);
+    format!("{}:{port}", addr.ip())
+}
+
+/// A one-line description of a gRPC call for failure messages.
+pub fn describe_grpc(c: &GrpcCall) -> String {
+    let mut s = format!("gRPC {}", c.method);
+    if let Some(a) = &c.authority {
+        s.push_str(&format!(" authority {a}"));
+    }
+    if !c.metadata.is_empty() {
+        s.push_str(&format!(" metadata {:?}", c.metadata));
+    }
+    s
+}
+
+/// Make one gRPC call and judge it as upstream does: the code; on OK also the method the echo
+/// ran, the namespace (when expected) and the pod.
+pub async fn grpc(
+    gateway: &Gateway,
+    world: &World,
+    default_gw: &str,
+    c: &GrpcCall,
+) -> Result<(), String> {
+    let gw = c.gateway.as_deref().unwrap_or(default_gw);
+    let (addr, _) = target(gateway, world, gw, c.port)?;
+    let authority = c
+        .authority
+        .clone()
+        .unwrap_or_else(|| grpc_authority(world, gw, c.port, addr));
+    let metadata: Vec<(String, String)> = c
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let reply = client::grpc_call(addr, &authority, &c.method, &metadata).await?;
+    if reply.code != c.code {
+        let pod = reply
+            .assertions
+            .as_ref()
+            .and_then(|a| a.context.as_ref())
+            .map(|ctx| format!(" from pod {:?}", ctx.pod))
+            .unwrap_or_default();
+        return Err(format!(
+            "want gRPC code {}, got {} {:?}{pod}",
+            c.code, reply.code, reply.message
+        ));
+    }
+    if reply.code != 0 {
+        return Ok(());
+    }
+    let a = reply
+        .assertions
+        .ok_or_else(|| "OK without echo assertions".to_string())?;
+    let ctx = a.context.unwrap_or_default();
+    let mut errs = Vec::new();
+    let method = format!("/{SERVICE}/{}", c.method);
+    if a.fully_qualified_method != method {
+        errs.push(format!(
+            "echo ran {:?}, want {method:?}",
+            a.fully_qualified_method
+        ));
+    }
+    if let Some(ns) = c.namespace.as_deref().filter(|ns| !ns.is_empty())
+        && ctx.namespace != ns
+    {
+        errs.push(format!(
+            "answered from namespace {:?}, want {ns:?}",
+            ctx.namespace
+        ));
+    }
+    let backend = c.backend.as_deref().unwrap_or("");
+    if !ctx.pod.starts_with(backend) {
+        errs.push(format!("answered by pod {:?}, want {backend}-*", ctx.pod));
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(errs.join("; "))
+    }
+}
+
+/// How long the count of mirrored copies must stay put before it is read as final.
+const MIRROR_SETTLE: Duration = Duration::from_millis(500);
+
+/// Measure a percentage mirror as upstream does: per attempt, `total` requests with one fresh
+/// request id; the mirror's pods must have served a count within three standard deviations of
+/// `total × share`.
+pub async fn mirror_share(
+    gateway: &Gateway,
+    world: &World,
+    default_gw: &str,
+    m: &MirrorShare,
+) -> Result<(), String> {
+    let (addr, host) = target(gateway, world, default_gw, None)?;
+    let n = m.total as f64;
+    let expected = n * m.share;
+    let tolerance = 3.0 * (n * m.share * (1.0 - m.share)).sqrt();
+    let mut last = String::new();
+    for attempt in 1..=m.attempts.max(1) {
+        let path = with_query_param(&m.path, REQUEST_ID, &fresh_id());
+        let limit = Arc::new(Semaphore::new(m.concurrency.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..m.total {
+            let limit = limit.clone();
+            let host = host.clone();
+            let path = path.clone();
+            let headers: Vec<(String, String)> = m
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await.map_err(|e| e.to_string())?;
+                let reply =
+                    client::send(addr, Version::Http1, "GET", &host, &path, &headers).await?;
+                let e = reply
+                    .echo
+                    .filter(|_| reply.status == 200)
+                    .ok_or_else(|| format!("want 200 from an echo pod, got {}", reply.status))?;
+                Ok::<(String, String), String>((e.namespace, e.pod))
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let (ns, pod) = joined.map_err(|e| format!("request task: {e}"))??;
+            if ns != m.namespace || !pod.starts_with(&m.backend) {
+                return Err(format!(
+                    "answered by {ns}/{pod}, want {}/{}-*",
+                    m.namespace, m.backend
+                ));
+            }
+        }
+        // Copies are sent asynchronously: read the count once it has stopped growing.
+        let deadline = tokio::time::Instant::now() + MIRROR_WAIT;
+        let mut count = served_count(world, &m.namespace, &m.mirror, &path);
+        let mut stable_since = tokio::time::Instant::now();
+        while tokio::time::Instant::now() < deadline
+            && tokio::time::Instant::now() - stable_since < MIRROR_SETTLE
+        {
+            tokio::time::sleep(MIRROR_POLL).await;
+            let now = served_count(world, &m.namespace, &m.mirror, &path);
+            if now != count {
+                count = now;
+                stable_since = tokio::time::Instant::now();
+            }
+        }
+        if (count as f64 - expected).abs() <= tolerance {
+            return Ok(());
+        }
+        last = format!(
+            "attempt {attempt}/{}: {count} of {} requests mirrored to {}, want {expected:.0} ± {tolerance:.1}",
+            m.attempts, m.total, m.mirror
+        );
+    }
+    Err(last)
 }
 
 #[cfg(test)]

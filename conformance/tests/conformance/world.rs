@@ -5,10 +5,16 @@ use serde_yaml_ng::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use waygate_conformance::echo::{EchoIdentity, EchoServer};
+use waygate_conformance::echo::{EchoIdentity, EchoServer, PodMemory, Protocols};
+use waygate_conformance::grpc_echo::GrpcEchoServer;
 
-/// Replicas per app, as the upstream base Deployments run.
+/// Replicas of an app without a Deployment, as most upstream base Deployments run.
 const REPLICAS: usize = 2;
+/// The container port of the upstream echo's h2c-only server; every other target port is its
+/// plain HTTP/1.1 server (or, for a gRPC echo, its one gRPC server).
+const H2C_TARGET_PORT: u64 = 3001;
+/// The environment variable that turns the upstream echo image into the gRPC echo.
+const GRPC_ECHO_ENV: &str = "GRPC_ECHO_SERVER";
 /// The middle part of every pod name (where Kubernetes puts the ReplicaSet hash).
 const POD_HASH: &str = "conformance";
 /// The annotation that keeps a Gateway out of readiness checks.
@@ -113,16 +119,16 @@ impl Object {
     }
 }
 
-/// A Service's ports as the generated EndpointSlices must name them.
+/// A Service's ports as the generated EndpointSlices must name them: (name, target port).
 struct ServicePorts {
     namespace: String,
     name: String,
-    port_names: Vec<Option<String>>,
+    ports: Vec<(Option<String>, Option<u64>)>,
     app: Option<(String, String)>,
 }
 
 fn service_ports(o: &Object, endpoints: &BTreeMap<String, String>) -> ServicePorts {
-    let port_names = o
+    let ports = o
         .value
         .get("spec")
         .and_then(|s| s.get("ports"))
@@ -130,7 +136,12 @@ fn service_ports(o: &Object, endpoints: &BTreeMap<String, String>) -> ServicePor
         .map(|ports| {
             ports
                 .iter()
-                .map(|p| p.get("name").and_then(Value::as_str).map(str::to_string))
+                .map(|p| {
+                    (
+                        p.get("name").and_then(Value::as_str).map(str::to_string),
+                        p.get("targetPort").and_then(Value::as_u64),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -147,8 +158,77 @@ fn service_ports(o: &Object, endpoints: &BTreeMap<String, String>) -> ServicePor
     ServicePorts {
         namespace: o.namespace.clone(),
         name: o.name.clone(),
-        port_names,
+        ports,
         app,
+    }
+}
+
+/// How an app's pods run, from its Deployment (named like the app, as in the upstream base).
+#[derive(Debug, Clone, Copy)]
+struct PodSpec {
+    replicas: usize,
+    grpc: bool,
+}
+
+fn pod_spec(objects: &[Object], app: &(String, String)) -> PodSpec {
+    let Some(d) = objects
+        .iter()
+        .find(|o| o.kind == "Deployment" && o.namespace == app.0 && o.name == app.1)
+    else {
+        return PodSpec {
+            replicas: REPLICAS,
+            grpc: false,
+        };
+    };
+    let spec = d.value.get("spec");
+    let replicas = spec
+        .and_then(|s| s.get("replicas"))
+        .and_then(Value::as_u64)
+        .and_then(|r| usize::try_from(r).ok())
+        .unwrap_or(1);
+    let grpc = spec
+        .and_then(|s| s.get("template"))
+        .and_then(|t| t.get("spec"))
+        .and_then(|s| s.get("containers"))
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("env").and_then(Value::as_sequence))
+        .flatten()
+        .any(|e| e.get("name").and_then(Value::as_str) == Some(GRPC_ECHO_ENV));
+    PodSpec { replicas, grpc }
+}
+
+/// One echo pod: the upstream echo's HTTP/1.1 and h2c servers sharing what they remember, or a
+/// gRPC echo.
+pub enum Pod {
+    /// The HTTP echo.
+    Http {
+        /// HTTP/1.1 (and WebSocket) server, target port 3000.
+        http: EchoServer,
+        /// h2c-only server, target port 3001.
+        h2c: EchoServer,
+    },
+    /// The gRPC echo (h2c).
+    Grpc(GrpcEchoServer),
+}
+
+impl Pod {
+    /// The pod's address for a Service port with this target port.
+    fn addr_for(&self, target_port: Option<u64>) -> SocketAddr {
+        match self {
+            Pod::Http { h2c, .. } if target_port == Some(H2C_TARGET_PORT) => h2c.addr,
+            Pod::Http { http, .. } => http.addr,
+            Pod::Grpc(g) => g.addr,
+        }
+    }
+
+    /// The request targets this pod has served.
+    pub fn served(&self) -> Vec<String> {
+        match self {
+            Pod::Http { http, .. } => http.served(),
+            Pod::Grpc(_) => Vec::new(),
+        }
     }
 }
 
@@ -157,7 +237,7 @@ pub struct World {
     dir: PathBuf,
     /// The config file the gateway reads.
     pub file: PathBuf,
-    pods: BTreeMap<(String, String), Vec<EchoServer>>,
+    pods: BTreeMap<(String, String), Vec<Pod>>,
     /// Base and case objects of the current step.
     pub objects: Vec<Object>,
 }
@@ -210,16 +290,18 @@ impl World {
             .map(|o| service_ports(o, endpoints))
             .collect();
         let mut text = String::new();
-        for o in &objects {
+        // Deployments only tell the runner how to start pods; the gateway never sees them.
+        for o in objects.iter().filter(|o| o.kind != "Deployment") {
             text.push_str("---\n");
             text.push_str(&serde_yaml_ng::to_string(&o.value).map_err(|e| e.to_string())?);
         }
         for svc in &services {
             let Some(app) = &svc.app else { continue };
-            let addrs = self.pods_of(app).await?;
-            for (i, addr) in addrs.iter().enumerate() {
+            let spec = pod_spec(&objects, app);
+            let pods = self.pods_of(app, spec).await?;
+            for (i, pod) in pods.iter().enumerate() {
                 text.push_str("---\n");
-                text.push_str(&endpoint_slice(svc, i, *addr)?);
+                text.push_str(&endpoint_slice(svc, i, pod)?);
             }
         }
         std::fs::write(&self.file, text).map_err(|e| format!("{}: {e}", self.file.display()))?;
@@ -228,25 +310,44 @@ impl World {
     }
 
     /// The pods of an app, started on first use.
-    async fn pods_of(&mut self, app: &(String, String)) -> Result<Vec<SocketAddr>, String> {
+    async fn pods_of(&mut self, app: &(String, String), spec: PodSpec) -> Result<&[Pod], String> {
         if !self.pods.contains_key(app) {
             let (ns, name) = app;
-            let mut pods = Vec::with_capacity(REPLICAS);
-            for i in 0..REPLICAS {
+            let mut pods = Vec::with_capacity(spec.replicas);
+            for i in 0..spec.replicas {
                 let identity = EchoIdentity::new(ns, name, format!("{name}-{POD_HASH}-{i}"));
-                let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-                let server = EchoServer::start(addr, identity)
+                let any = SocketAddr::from(([127, 0, 0, 1], 0));
+                let failed = |e: std::io::Error| format!("echo pod for {ns}/{name}: {e}");
+                let pod = if spec.grpc {
+                    Pod::Grpc(GrpcEchoServer::start(any, identity).await.map_err(failed)?)
+                } else {
+                    let memory = PodMemory::new();
+                    let http = EchoServer::start_with(
+                        any,
+                        identity.clone(),
+                        Protocols::Http1,
+                        memory.clone(),
+                    )
                     .await
-                    .map_err(|e| format!("echo pod for {ns}/{name}: {e}"))?;
-                pods.push(server);
+                    .map_err(failed)?;
+                    let h2c = EchoServer::start_with(any, identity, Protocols::H2c, memory)
+                        .await
+                        .map_err(failed)?;
+                    Pod::Http { http, h2c }
+                };
+                pods.push(pod);
             }
             self.pods.insert(app.clone(), pods);
         }
-        Ok(self
-            .pods
-            .get(app)
-            .map(|p| p.iter().map(|s| s.addr).collect())
-            .unwrap_or_default())
+        Ok(self.pods.get(app).map(Vec::as_slice).unwrap_or_default())
+    }
+
+    /// The pods of app `name` in `namespace` (none if it never started).
+    pub fn pods(&self, namespace: &str, name: &str) -> &[Pod] {
+        self.pods
+            .get(&(namespace.to_string(), name.to_string()))
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 
     /// The object of this kind and `namespace/name` (or `name` if cluster-scoped).
@@ -268,14 +369,16 @@ impl Drop for World {
     }
 }
 
-/// One EndpointSlice per pod (pods share 127.0.0.1 and differ by port); every Service port
-/// points at the pod's one echo port, which speaks HTTP/1.1 and h2c.
-fn endpoint_slice(svc: &ServicePorts, index: usize, addr: SocketAddr) -> Result<String, String> {
+/// One EndpointSlice per pod (pods share 127.0.0.1 and differ by port); each Service port points
+/// at the pod server its target port names.
+fn endpoint_slice(svc: &ServicePorts, index: usize, pod: &Pod) -> Result<String, String> {
+    let addr = pod.addr_for(None);
     let ports: Vec<serde_json::Value> = svc
-        .port_names
+        .ports
         .iter()
-        .map(|name| {
-            let mut p = serde_json::json!({"port": addr.port(), "protocol": "TCP"});
+        .map(|(name, target)| {
+            let port = pod.addr_for(*target).port();
+            let mut p = serde_json::json!({"port": port, "protocol": "TCP"});
             if let (Some(n), Some(obj)) = (name, p.as_object_mut()) {
                 obj.insert("name".into(), n.clone().into());
             }

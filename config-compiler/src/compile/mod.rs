@@ -2,6 +2,7 @@
 //! conditions and the indexed Snapshot. Pure: no I/O, no clock.
 
 mod clusters;
+mod filters;
 mod gateways;
 mod grpc;
 mod routes;

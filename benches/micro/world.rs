@@ -47,6 +47,7 @@ pub fn world(n: usize) -> Resources {
                 ..Default::default()
             }],
             infrastructure: None,
+            allowed_listeners: None,
         },
     }));
     r.services.push(sourced(Service {

@@ -189,6 +189,10 @@ impl Loader {
             ("gateway.networking.k8s.io", "v1" | "v1beta1", "Gateway") => {
                 typed(source, value, &mut r.gateways)
             }
+            ("gateway.networking.k8s.io", "v1", "ListenerSet")
+            | ("gateway.networking.x-k8s.io", "v1alpha1", "XListenerSet") => {
+                typed(source, value, &mut r.listener_sets)
+            }
             ("gateway.networking.k8s.io", "v1" | "v1beta1", "HTTPRoute") => {
                 typed(source, value, &mut r.http_routes)
             }

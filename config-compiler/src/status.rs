@@ -111,8 +111,11 @@ pub struct ObjectStatus {
     pub conditions: Conditions,
     /// Per-parent conditions (routes).
     pub parents: Vec<ParentStatus>,
-    /// Per-listener conditions (Gateways).
+    /// Per-listener conditions (Gateways, ListenerSets).
     pub listeners: Vec<ListenerStatus>,
+    /// ListenerSets accepted onto this Gateway (Gateways only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attached_listener_sets: Option<u32>,
 }
 
 impl ObjectStatus {
@@ -126,6 +129,7 @@ impl ObjectStatus {
             conditions: Conditions::default(),
             parents: Vec::new(),
             listeners: Vec::new(),
+            attached_listener_sets: None,
         }
     }
 }
@@ -133,7 +137,7 @@ impl ObjectStatus {
 /// Everything compilation has to say about the input.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StatusReport {
-    /// One entry per GatewayClass, Gateway and route we handle.
+    /// One entry per GatewayClass, Gateway, ListenerSet and route we handle.
     pub objects: Vec<ObjectStatus>,
     /// Warnings (skipped kinds, ignored fields).
     pub warnings: Vec<String>,

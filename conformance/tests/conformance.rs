@@ -11,6 +11,8 @@ mod case;
 mod checks;
 #[path = "conformance/client.rs"]
 mod client;
+#[path = "conformance/listener_sets.rs"]
+mod listener_sets;
 #[path = "conformance/traffic.rs"]
 mod traffic;
 #[path = "conformance/world.rs"]

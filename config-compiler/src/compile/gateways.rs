@@ -1,8 +1,9 @@
 //! GatewayClass acceptance, Gateway selection, listener validation and conflicts ([GC-*], [GW-*]).
 
+use super::listener_sets::{ListenerSetState, set_statuses};
 use super::{CompileOptions, GATEWAY_GROUP, World};
 use crate::hostname;
-use crate::resources::gateway::ListenerSpec;
+use crate::resources::gateway::{AllowedListeners, ListenerSpec};
 use crate::resources::{Gateway, NsName, Resources};
 use crate::route_table::{RouteEntry, RouteTable, VirtualHost};
 use crate::snapshot::{GatewayIr, ListenerIr, PortIr};
@@ -69,12 +70,21 @@ pub(crate) struct CompiledGateway {
     invalid: Option<(&'static str, String)>,
     source: Option<String>,
     generation: Option<i64>,
+    /// The Gateway's own listeners first, then those of accepted ListenerSets ([LS-2]).
     pub listeners: Vec<ListenerState>,
+    /// `spec.allowedListeners`, as written.
+    pub allowed_listeners: Option<AllowedListeners>,
+    /// ListenerSets naming this Gateway, in precedence order.
+    pub listener_sets: Vec<ListenerSetState>,
 }
 
 /// One listener being compiled.
 pub(crate) struct ListenerState {
     pub spec: ListenerSpec,
+    /// The ListenerSet that declares it; `None` for the Gateway's own listeners.
+    pub owner: Option<NsName>,
+    /// Namespace of the declaring object (`allowedRoutes` `Same`, [LS-4]).
+    pub namespace: String,
     /// Valid and not conflicted: it is served and routes may attach.
     pub programmed: bool,
     pub status: ListenerStatus,
@@ -125,8 +135,13 @@ pub(super) fn compile_gateways(
 }
 
 fn compile_gateway(gw: &Gateway) -> CompiledGateway {
-    let mut listeners: Vec<ListenerState> =
-        gw.spec.listeners.iter().map(validate_listener).collect();
+    let ns = gw.metadata.namespace();
+    let mut listeners: Vec<ListenerState> = gw
+        .spec
+        .listeners
+        .iter()
+        .map(|l| validate_listener(l, None, ns))
+        .collect();
     mark_conflicts(&mut listeners);
     let mut seen = std::collections::HashSet::new();
     for l in &mut listeners {
@@ -154,6 +169,8 @@ fn compile_gateway(gw: &Gateway) -> CompiledGateway {
         source: None,
         generation: gw.metadata.generation,
         listeners,
+        allowed_listeners: gw.spec.allowed_listeners.clone(),
+        listener_sets: Vec::new(),
     }
 }
 
@@ -173,7 +190,12 @@ fn invalid_parameters(gw: &Gateway) -> Option<(&'static str, String)> {
     ))
 }
 
-fn validate_listener(spec: &ListenerSpec) -> ListenerState {
+/// Validate one listener declared by the Gateway (`owner` `None`) or a ListenerSet in `namespace`.
+pub(super) fn validate_listener(
+    spec: &ListenerSpec,
+    owner: Option<NsName>,
+    namespace: &str,
+) -> ListenerState {
     let mut c = Conditions::default();
     let mut programmed = true;
     let reject = |c: &mut Conditions, reason: &str, msg: String| {
@@ -278,6 +300,8 @@ fn validate_listener(spec: &ListenerSpec) -> ListenerState {
     }
     ListenerState {
         spec: spec.clone(),
+        owner,
+        namespace: namespace.to_string(),
         programmed,
         status: ListenerStatus {
             name: spec.name.clone(),
@@ -292,38 +316,19 @@ fn validate_listener(spec: &ListenerSpec) -> ListenerState {
 
 /// [GW-5]: same port needs compatible protocols and distinct hostnames; conflicts are not served.
 fn mark_conflicts(listeners: &mut [ListenerState]) {
-    let family = |p: &str| match p {
-        "HTTPS" | "TLS" => "tls",
-        other => match other {
-            "HTTP" => "http",
-            "TCP" => "tcp",
-            "UDP" => "udp",
-            _ => "other",
-        },
-    };
     let n = listeners.len();
     let mut conflict: Vec<Option<(&'static str, String)>> = vec![None; n];
     for i in 0..n {
         for j in 0..n {
-            if i == j || listeners[i].spec.port != listeners[j].spec.port {
+            if i == j {
                 continue;
             }
-            let (a, b) = (&listeners[i].spec, &listeners[j].spec);
-            if family(&a.protocol) != family(&b.protocol) {
-                conflict[i] = Some((
-                    "ProtocolConflict",
-                    format!(
-                        "port {} is also used by listener {} with protocol {}",
-                        a.port, b.name, b.protocol
-                    ),
-                ));
-            } else if matches!(family(&a.protocol), "tcp" | "udp")
-                || a.hostname.as_deref().unwrap_or("") == b.hostname.as_deref().unwrap_or("")
-            {
-                conflict[i].get_or_insert((
-                    "HostnameConflict",
-                    format!("listener {} uses the same port and hostname", b.name),
-                ));
+            if let Some(c) = conflict_between(&listeners[i].spec, &listeners[j].spec) {
+                if c.0 == "ProtocolConflict" {
+                    conflict[i] = Some(c);
+                } else {
+                    conflict[i].get_or_insert(c);
+                }
             }
         }
     }
@@ -337,9 +342,43 @@ fn mark_conflicts(listeners: &mut [ListenerState]) {
     }
 }
 
+/// [GW-5] Why listener `a` conflicts with listener `b`, if it does: a different protocol family
+/// on the same port (`ProtocolConflict`), or the same port and hostname (`HostnameConflict`).
+pub(super) fn conflict_between(
+    a: &ListenerSpec,
+    b: &ListenerSpec,
+) -> Option<(&'static str, String)> {
+    let family = |p: &str| match p {
+        "HTTPS" | "TLS" => "tls",
+        "HTTP" => "http",
+        "TCP" => "tcp",
+        "UDP" => "udp",
+        _ => "other",
+    };
+    if a.port != b.port {
+        return None;
+    }
+    if family(&a.protocol) != family(&b.protocol) {
+        return Some((
+            "ProtocolConflict",
+            format!(
+                "port {} is also used by listener {} with protocol {}",
+                a.port, b.name, b.protocol
+            ),
+        ));
+    }
+    let same_host = a.hostname.as_deref().unwrap_or("") == b.hostname.as_deref().unwrap_or("");
+    (matches!(family(&a.protocol), "tcp" | "udp") || same_host).then(|| {
+        (
+            "HostnameConflict",
+            format!("listener {} uses the same port and hostname", b.name),
+        )
+    })
+}
+
 impl CompiledGateway {
     /// Gateway status and its served part.
-    pub(super) fn finish(mut self) -> (ObjectStatus, GatewayIr) {
+    pub(super) fn finish(mut self) -> (ObjectStatus, Vec<ObjectStatus>, GatewayIr) {
         if let Some((_, msg)) = &self.invalid {
             // Nothing of an invalid Gateway is served.
             for l in &mut self.listeners {
@@ -354,8 +393,9 @@ impl CompiledGateway {
         }
         let mut status = ObjectStatus::new("Gateway", &self.id.namespace, &self.id.name);
         status.source = self.source;
-        let total = self.listeners.len();
-        let good = self.listeners.iter().filter(|l| l.programmed).count();
+        let own = || self.listeners.iter().filter(|l| l.owner.is_none());
+        let total = own().count();
+        let good = own().filter(|l| l.programmed).count();
         let accepted = if total == 0 || good == total {
             Condition::new("Accepted", true, "Accepted", "Gateway is valid")
         } else if good > 0 {
@@ -382,7 +422,7 @@ impl CompiledGateway {
         } else {
             Condition::new("Programmed", false, "Invalid", "No listener is served")
         });
-        let unresolved = self.listeners.iter().any(|l| {
+        let unresolved = own().any(|l| {
             l.status
                 .conditions
                 .get("ResolvedRefs")
@@ -406,9 +446,15 @@ impl CompiledGateway {
         status.conditions.observe(self.generation);
 
         let mut ports: BTreeMap<u16, Vec<ListenerIr>> = BTreeMap::new();
+        let mut set_listeners: BTreeMap<NsName, Vec<ListenerStatus>> = BTreeMap::new();
         for mut l in self.listeners {
-            l.status.conditions.observe(self.generation);
-            status.listeners.push(l.status);
+            match l.owner.take() {
+                None => {
+                    l.status.conditions.observe(self.generation);
+                    status.listeners.push(l.status);
+                }
+                Some(set) => set_listeners.entry(set).or_default().push(l.status),
+            }
             if !l.programmed {
                 continue;
             }
@@ -439,12 +485,14 @@ impl CompiledGateway {
                 PortIr { port, listeners }
             })
             .collect();
+        let (set_status, attached) = set_statuses(self.listener_sets, set_listeners);
+        status.attached_listener_sets = Some(attached);
         let ir = GatewayIr {
             namespace: self.id.namespace,
             name: self.id.name,
             ports,
         };
-        (status, ir)
+        (status, set_status, ir)
     }
 }
 
@@ -454,23 +502,27 @@ mod tests {
     use crate::resources::gateway::{AllowedRoutes, RouteGroupKind};
 
     fn listener(protocol: &str, kinds: Option<&[&str]>) -> ListenerState {
-        validate_listener(&ListenerSpec {
-            name: "l".into(),
-            port: 80,
-            protocol: protocol.into(),
-            allowed_routes: kinds.map(|ks| AllowedRoutes {
-                namespaces: None,
-                kinds: Some(
-                    ks.iter()
-                        .map(|k| RouteGroupKind {
-                            group: None,
-                            kind: k.to_string(),
-                        })
-                        .collect(),
-                ),
-            }),
-            ..Default::default()
-        })
+        validate_listener(
+            &ListenerSpec {
+                name: "l".into(),
+                port: 80,
+                protocol: protocol.into(),
+                allowed_routes: kinds.map(|ks| AllowedRoutes {
+                    namespaces: None,
+                    kinds: Some(
+                        ks.iter()
+                            .map(|k| RouteGroupKind {
+                                group: None,
+                                kind: k.to_string(),
+                            })
+                            .collect(),
+                    ),
+                }),
+                ..Default::default()
+            },
+            None,
+            "ns",
+        )
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod clusters;
 mod filters;
 mod gateways;
 mod grpc;
+mod listener_sets;
 mod routes;
 mod rules;
 
@@ -40,12 +41,14 @@ pub fn compile(resources: &Resources, options: &CompileOptions) -> (Snapshot, St
 
     report.objects.extend(gateways::class_status(resources));
     let mut gws = gateways::compile_gateways(resources, options, &world, &mut report);
+    listener_sets::merge_listener_sets(resources, &world, &mut gws);
     let route_status = routes::attach_routes(resources, &world, &mut gws, &mut clusters);
 
     let mut snapshot = Snapshot::default();
     for gw in gws {
-        let (status, ir) = gw.finish();
+        let (status, sets, ir) = gw.finish();
         report.objects.push(status);
+        report.objects.extend(sets);
         if !ir.ports.is_empty() {
             snapshot.gateways.push(ir);
         }

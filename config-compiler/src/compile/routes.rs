@@ -7,7 +7,7 @@ use super::rules::{CompiledRule, RefProblem, RuleError, compile_rule};
 use super::{CONTROLLER_NAME, GATEWAY_GROUP, World};
 use crate::hostname;
 use crate::resources::http_route::ParentRef;
-use crate::resources::{ObjectMeta, Resources, Source};
+use crate::resources::{NsName, ObjectMeta, Resources, Source};
 use crate::route_table::{RouteEntry, RouteId};
 use crate::status::{Condition, Conditions, ObjectStatus, ParentStatus};
 
@@ -87,21 +87,30 @@ fn attach_route(
 ) -> Option<ObjectStatus> {
     let meta = route.meta;
     let route_ns = meta.namespace();
-    // Only parents that are Gateways we serve get status from us.
-    let ours: Vec<(usize, &ParentRef)> = route
+    // Only parents that are Gateways we serve (or ListenerSets on them) get status from us.
+    let ours: Vec<(usize, Option<NsName>, &ParentRef)> = route
         .parent_refs
         .iter()
         .filter_map(|p| {
             let group = p.group.as_deref().unwrap_or(GATEWAY_GROUP);
             let kind = p.kind.as_deref().unwrap_or("Gateway");
-            if group != GATEWAY_GROUP || kind != "Gateway" {
-                return None;
-            }
             let ns = p.namespace.as_deref().unwrap_or(route_ns);
-            gateways
-                .iter()
-                .position(|g| g.id.namespace == ns && g.id.name == p.name)
-                .map(|i| (i, p))
+            match (group, kind) {
+                (GATEWAY_GROUP, "Gateway") => gateways
+                    .iter()
+                    .position(|g| g.id.namespace == ns && g.id.name == p.name)
+                    .map(|i| (i, None, p)),
+                // [LS-4] a ListenerSet parent: the listeners of that set on its Gateway.
+                (GATEWAY_GROUP, "ListenerSet") => gateways
+                    .iter()
+                    .position(|g| {
+                        g.listener_sets
+                            .iter()
+                            .any(|s| s.id.namespace == ns && s.id.name == p.name)
+                    })
+                    .map(|i| (i, Some(NsName::new(ns, &p.name)), p)),
+                _ => None,
+            }
         })
         .collect();
     if ours.is_empty() {
@@ -141,7 +150,7 @@ fn attach_route(
 
     let mut status = ObjectStatus::new(route.kind, route_ns, &meta.name);
     status.source = Some(route.source.to_string());
-    for (gi, parent) in ours {
+    for (gi, set, parent) in ours {
         let mut conditions = Conditions::default();
         let accepted = if !invalid_spec.is_empty() {
             Condition::new(
@@ -158,7 +167,14 @@ fn attach_route(
                 format!("No valid rule: {}", dropped.join("; ")),
             )
         } else {
-            match attach_to_gateway(route, parent, &mut gateways[gi], world, &rules) {
+            match attach_to_gateway(
+                route,
+                parent,
+                set.as_ref(),
+                &mut gateways[gi],
+                world,
+                &rules,
+            ) {
                 Ok(()) => Condition::new("Accepted", true, "Accepted", "Route is accepted"),
                 Err((reason, msg)) => Condition::new("Accepted", false, reason, msg),
             }
@@ -196,11 +212,12 @@ fn attach_route(
     Some(status)
 }
 
-/// Attach to the listeners of one Gateway that the parentRef selects; the error is the
-/// `Accepted=False` reason and message.
+/// Attach to the listeners of one Gateway that the parentRef selects: the Gateway's own, or those
+/// of ListenerSet `set` ([LS-4]); the error is the `Accepted=False` reason and message.
 fn attach_to_gateway(
     route: &RouteView<'_>,
     parent: &ParentRef,
+    set: Option<&NsName>,
     gw: &mut CompiledGateway,
     world: &World<'_>,
     rules: &[(usize, CompiledRule)],
@@ -210,6 +227,7 @@ fn attach_to_gateway(
         .listeners
         .iter()
         .enumerate()
+        .filter(|(_, l)| l.owner.as_ref() == set)
         .filter(|(_, l)| {
             parent
                 .section_name
@@ -219,26 +237,27 @@ fn attach_to_gateway(
         .filter(|(_, l)| parent.port.is_none_or(|p| p == l.spec.port))
         .map(|(i, _)| i)
         .collect();
+    let parent_name = match set {
+        Some(s) => format!("ListenerSet {s}"),
+        None => format!("Gateway {}", gw.id),
+    };
     if candidates.is_empty() {
         return Err((
             "NoMatchingParent",
-            format!(
-                "Gateway {} has no listener matching sectionName/port",
-                gw.id
-            ),
+            format!("{parent_name} has no listener matching sectionName/port"),
         ));
     }
     let allowed: Vec<usize> = candidates
         .into_iter()
         .filter(|&i| {
             let l = &gw.listeners[i];
-            l.allows_kind(route.kind) && namespace_allowed(l, &gw.id.namespace, route_ns, world)
+            l.allows_kind(route.kind) && namespace_allowed(l, route_ns, world)
         })
         .collect();
     if allowed.is_empty() {
         return Err((
             "NotAllowedByListeners",
-            format!("no listener of Gateway {} allows this route", gw.id),
+            format!("no listener of {parent_name} allows this route"),
         ));
     }
     let mut attached = false;
@@ -284,8 +303,9 @@ fn attach_to_gateway(
     }
 }
 
-/// [GW-6] allowedRoutes.namespaces.
-fn namespace_allowed(l: &ListenerState, gw_ns: &str, route_ns: &str, world: &World<'_>) -> bool {
+/// [GW-6] allowedRoutes.namespaces; `Same` is the namespace of the Gateway or ListenerSet that
+/// declares the listener ([LS-4]).
+fn namespace_allowed(l: &ListenerState, route_ns: &str, world: &World<'_>) -> bool {
     let ns = l
         .spec
         .allowed_routes
@@ -293,7 +313,7 @@ fn namespace_allowed(l: &ListenerState, gw_ns: &str, route_ns: &str, world: &Wor
         .and_then(|a| a.namespaces.as_ref());
     match ns.and_then(|n| n.from.as_deref()).unwrap_or("Same") {
         "All" => true,
-        "Same" => gw_ns == route_ns,
+        "Same" => l.namespace == route_ns,
         "Selector" => ns.and_then(|n| n.selector.as_ref()).is_some_and(|sel| {
             sel.matches(&world.namespace_labels(route_ns))
                 .unwrap_or(false)

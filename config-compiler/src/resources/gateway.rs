@@ -45,6 +45,28 @@ pub struct GatewaySpec {
     /// Infrastructure settings (labels, annotations, parametersRef).
     #[serde(default)]
     pub infrastructure: Option<GatewayInfrastructure>,
+    /// Which ListenerSets may add listeners (absent: none).
+    #[serde(default)]
+    pub allowed_listeners: Option<AllowedListeners>,
+}
+
+/// `spec.allowedListeners`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct AllowedListeners {
+    /// Namespaces ListenerSets may come from.
+    #[serde(default)]
+    pub namespaces: Option<ListenerNamespaces>,
+}
+
+/// `spec.allowedListeners.namespaces`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct ListenerNamespaces {
+    /// `None` (default), `Same`, `All` or `Selector`.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Namespace label selector for `Selector`.
+    #[serde(default)]
+    pub selector: Option<LabelSelector>,
 }
 
 /// `spec.infrastructure`.

@@ -4,6 +4,7 @@ pub mod core;
 pub mod gateway;
 pub mod grpc_route;
 pub mod http_route;
+pub mod listener_set;
 pub mod meta;
 pub mod reference_grant;
 
@@ -11,6 +12,7 @@ pub use self::core::{EndpointSlice, Namespace, Service};
 pub use gateway::{Gateway, GatewayClass};
 pub use grpc_route::GrpcRoute;
 pub use http_route::HttpRoute;
+pub use listener_set::ListenerSet;
 pub use meta::{NsName, ObjectMeta, Source};
 pub use reference_grant::ReferenceGrant;
 
@@ -32,6 +34,8 @@ pub struct Resources {
     pub gateway_classes: Vec<Sourced<GatewayClass>>,
     /// Gateways.
     pub gateways: Vec<Sourced<Gateway>>,
+    /// ListenerSets (v1, and v1alpha1 `XListenerSet`).
+    pub listener_sets: Vec<Sourced<ListenerSet>>,
     /// HTTPRoutes.
     pub http_routes: Vec<Sourced<HttpRoute>>,
     /// GRPCRoutes.
@@ -58,6 +62,7 @@ impl Resources {
         by_key(&mut self.namespaces, |o| &o.metadata);
         by_key(&mut self.gateway_classes, |o| &o.metadata);
         by_key(&mut self.gateways, |o| &o.metadata);
+        by_key(&mut self.listener_sets, |o| &o.metadata);
         by_key(&mut self.http_routes, |o| &o.metadata);
         by_key(&mut self.grpc_routes, |o| &o.metadata);
         by_key(&mut self.reference_grants, |o| &o.metadata);

@@ -1,5 +1,6 @@
 //! The case file schema (`conformance/cases/*.yaml`); see `conformance/README.md`.
 
+use crate::listener_sets as ls;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 
@@ -138,6 +139,15 @@ pub struct Check {
     /// generation.
     #[serde(default)]
     pub class_accepted: Option<ClassAcceptedCheck>,
+    /// The Gateway's `attachedListenerSets` is exactly this.
+    #[serde(default)]
+    pub attached_listener_sets: Option<ls::AttachedCheck>,
+    /// The ListenerSet has these conditions.
+    #[serde(default)]
+    pub listener_set_condition: Option<ls::ConditionCheck>,
+    /// The ListenerSet's listener statuses.
+    #[serde(default)]
+    pub listener_set_listeners: Option<ls::ListenersCheck>,
 }
 
 /// See [`Check::accepted`].
@@ -193,8 +203,11 @@ pub struct RouteParentsCheck {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ParentExpect {
-    /// `namespace/name`.
+    /// `namespace/name` of the parent.
     pub gateway: String,
+    /// The parent's kind: `Gateway` (default) or `ListenerSet`.
+    #[serde(default)]
+    pub kind: Option<String>,
     /// Conditions that must be present.
     #[serde(default)]
     pub conditions: Vec<CondExpect>,
@@ -584,6 +597,18 @@ impl Check {
         add(self.gateway_condition.is_some(), "gatewayCondition");
         add(self.latest.is_some(), "latest");
         add(self.class_accepted.is_some(), "classAccepted");
+        add(
+            self.attached_listener_sets.is_some(),
+            "attachedListenerSets",
+        );
+        add(
+            self.listener_set_condition.is_some(),
+            "listenerSetCondition",
+        );
+        add(
+            self.listener_set_listeners.is_some(),
+            "listenerSetListeners",
+        );
         out
     }
 }

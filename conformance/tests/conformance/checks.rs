@@ -5,6 +5,7 @@ use crate::case::{
     AcceptedCheck, Check, ClassAcceptedCheck, CondExpect, GatewayConditionCheck, ListenersCheck,
     ObjectRef, RouteConditionCheck, RouteParentsCheck,
 };
+use crate::listener_sets;
 use crate::world::{SKIP_READINESS, World};
 use waygate::gateway::Gateway;
 use waygate_config::NsName;
@@ -64,6 +65,15 @@ pub fn run(ctx: &Ctx<'_>, check: &Check) -> Outcome {
     if let Some(c) = &check.class_accepted {
         return class_accepted(ctx, c);
     }
+    if let Some(c) = &check.attached_listener_sets {
+        return listener_sets::attached(ctx, c);
+    }
+    if let Some(c) = &check.listener_set_condition {
+        return listener_sets::condition(ctx, c);
+    }
+    if let Some(c) = &check.listener_set_listeners {
+        return listener_sets::listeners(ctx, c);
+    }
     Err("empty check".into())
 }
 
@@ -108,6 +118,15 @@ pub fn describe(check: &Check) -> String {
     if let Some(c) = &check.class_accepted {
         return format!("classAccepted {} {}", c.name, c.status);
     }
+    if let Some(c) = &check.attached_listener_sets {
+        return format!("attachedListenerSets {} = {}", c.gateway, c.count);
+    }
+    if let Some(c) = &check.listener_set_condition {
+        return format!("listenerSetCondition {}", c.listener_set);
+    }
+    if let Some(c) = &check.listener_set_listeners {
+        return format!("listenerSetListeners {}", c.listener_set);
+    }
     format!("{check:?}")
 }
 
@@ -116,7 +135,7 @@ fn split(id: &str) -> Result<(&str, &str), String> {
         .ok_or_else(|| format!("{id:?} is not namespace/name"))
 }
 
-fn status<'a>(ctx: &'a Ctx<'_>, kind: &str, id: &str) -> Result<&'a ObjectStatus, String> {
+pub fn status<'a>(ctx: &'a Ctx<'_>, kind: &str, id: &str) -> Result<&'a ObjectStatus, String> {
     let (ns, name) = if kind == "GatewayClass" {
         ("", id)
     } else {
@@ -127,7 +146,7 @@ fn status<'a>(ctx: &'a Ctx<'_>, kind: &str, id: &str) -> Result<&'a ObjectStatus
         .ok_or_else(|| format!("{kind} {id} has no status"))
 }
 
-fn generation(ctx: &Ctx<'_>, kind: &str, id: &str) -> Result<i64, String> {
+pub fn generation(ctx: &Ctx<'_>, kind: &str, id: &str) -> Result<i64, String> {
     ctx.world
         .object(kind, id)
         .map(|o| o.generation)
@@ -149,7 +168,7 @@ fn show(conds: &Conditions) -> String {
 }
 
 /// Every condition carries `generation` as its observedGeneration.
-fn at_generation(what: &str, conds: &Conditions, generation: i64) -> Outcome {
+pub fn at_generation(what: &str, conds: &Conditions, generation: i64) -> Outcome {
     let stale: Vec<String> = conds
         .0
         .iter()
@@ -174,7 +193,7 @@ fn has(conds: &Conditions, want: &CondExpect) -> bool {
     })
 }
 
-fn require(what: &str, conds: &Conditions, want: &CondExpect) -> Outcome {
+pub fn require(what: &str, conds: &Conditions, want: &CondExpect) -> Outcome {
     if has(conds, want) {
         Ok(())
     } else {
@@ -215,7 +234,12 @@ fn refers_to(p: &ParentStatus, gw_ns: &str, gw_name: &str, namespace_required: b
 }
 
 /// A parent entry in the shape the upstream matcher demands: our controller, group and kind set.
-fn parent_shape(what: &str, p: &ParentStatus, gw: &str, namespace_required: bool) -> Outcome {
+fn parent_shape(
+    what: &str,
+    p: &ParentStatus,
+    (kind, gw): (&str, &str),
+    namespace_required: bool,
+) -> Outcome {
     let (gw_ns, gw_name) = split(gw)?;
     if p.controller_name != CONTROLLER_NAME {
         return Err(format!(
@@ -229,15 +253,15 @@ fn parent_shape(what: &str, p: &ParentStatus, gw: &str, namespace_required: bool
             p.parent_ref.group
         ));
     }
-    if p.parent_ref.kind.as_deref() != Some("Gateway") {
+    if p.parent_ref.kind.as_deref() != Some(kind) {
         return Err(format!(
-            "{what}: parentRef.kind {:?}, want \"Gateway\"",
+            "{what}: parentRef.kind {:?}, want {kind:?}",
             p.parent_ref.kind
         ));
     }
     if !refers_to(p, gw_ns, gw_name, namespace_required) {
         return Err(format!(
-            "{what}: parentRef {:?}/{} does not name Gateway {gw}",
+            "{what}: parentRef {:?}/{} does not name {kind} {gw}",
             p.parent_ref.namespace, p.parent_ref.name
         ));
     }
@@ -288,11 +312,11 @@ pub fn first_listener_port(ctx_world: &World, gateway: &str) -> Option<u16> {
 /// required), and every wanted condition.
 fn parent_matches(
     p: &ParentStatus,
-    gw: &str,
+    parent: (&str, &str),
     namespace_required: bool,
     want: &[CondExpect],
 ) -> bool {
-    parent_shape("", p, gw, namespace_required).is_ok()
+    parent_shape("", p, parent, namespace_required).is_ok()
         && want.iter().all(|w| has(&p.conditions, w))
 }
 
@@ -346,13 +370,13 @@ fn accepted(ctx: &Ctx<'_>, c: &AcceptedCheck) -> Outcome {
         if !s
             .parents
             .iter()
-            .any(|p| parent_matches(p, &c.gateway, route_ns != gw_ns, &want))
+            .any(|p| parent_matches(p, ("Gateway", &c.gateway), route_ns != gw_ns, &want))
         {
             let seen: Vec<String> = s
                 .parents
                 .iter()
                 .map(|p| {
-                    let shape = parent_shape("", p, &c.gateway, route_ns != gw_ns)
+                    let shape = parent_shape("", p, ("Gateway", &c.gateway), route_ns != gw_ns)
                         .err()
                         .unwrap_or_default();
                     format!("{} {}{shape}", p.parent_ref.name, show(&p.conditions))
@@ -416,16 +440,20 @@ fn route_parents(ctx: &Ctx<'_>, c: &RouteParentsCheck) -> Outcome {
         )?;
     }
     for want in &c.parents {
-        if !s
-            .parents
-            .iter()
-            .any(|p| parent_matches(p, &want.gateway, c.namespace_required, &want.conditions))
-        {
+        let kind = want.kind.as_deref().unwrap_or("Gateway");
+        if !s.parents.iter().any(|p| {
+            parent_matches(
+                p,
+                (kind, &want.gateway),
+                c.namespace_required,
+                &want.conditions,
+            )
+        }) {
             let seen: Vec<String> = s
                 .parents
                 .iter()
                 .map(|p| {
-                    let shape = parent_shape("", p, &want.gateway, c.namespace_required)
+                    let shape = parent_shape("", p, (kind, &want.gateway), c.namespace_required)
                         .err()
                         .unwrap_or_default();
                     format!("{} {}{shape}", p.parent_ref.name, show(&p.conditions))

@@ -155,18 +155,7 @@ pub async fn request(
                 .host
                 .clone()
                 .unwrap_or_else(|| format!("{}:{port}", addr.ip()));
-            // Retried like any request (see TRIES): about one run in ten the first exchange was
-            // reset right after the 101 (noted in the issue: suspected upgrade race, to fix).
-            let mut outcome = Err(String::new());
-            for _ in 0..TRIES {
-                outcome =
-                    client::websocket_echo(addr, &host, &r.path, "ws://gateway/conformance").await;
-                if outcome.is_ok() {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
-            return outcome.map_err(|e| format!("{e} (failed {TRIES} times)"));
+            return client::websocket_echo(addr, &host, &r.path, "ws://gateway/conformance").await;
         }
         Some(other) => return Err(format!("unknown protocol {other:?}")),
     };

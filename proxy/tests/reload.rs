@@ -19,8 +19,10 @@ fn write_atomic(path: &Path, text: &str) {
 }
 
 fn route_to(svc: &str) -> String {
-    format!(
-        "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r, namespace: apps}}\nspec:\n  parentRefs: [{{name: gw, namespace: infra}}]\n  rules:\n  - backendRefs: [{{name: {svc}, port: 8080}}]\n"
+    route(
+        "apps",
+        "r",
+        &format!("  rules:\n  - backendRefs: [{{name: {svc}, port: 8080}}]\n"),
     )
 }
 

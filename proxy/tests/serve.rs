@@ -4,12 +4,6 @@ mod common;
 
 use common::*;
 
-fn route(ns: &str, name: &str, body: &str) -> String {
-    format!(
-        "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  parentRefs: [{{name: gw, namespace: infra}}]\n{body}"
-    )
-}
-
 #[tokio::test]
 async fn routes_by_host_and_path_preserving_host_hr_7_hr_9() {
     let v1 = echo("apps", "v1", "v1-pod-a").await;

@@ -48,6 +48,7 @@ pub fn world(n: usize) -> Resources {
             }],
             infrastructure: None,
             allowed_listeners: None,
+            tls: None,
         },
     }));
     r.services.push(sourced(Service {

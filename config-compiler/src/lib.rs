@@ -11,6 +11,7 @@ pub mod resources;
 pub mod route_table;
 pub mod snapshot;
 pub mod status;
+pub mod tls_material;
 
 pub use compile::{CompileOptions, compile};
 pub use error::{LoadError, LoadErrors};

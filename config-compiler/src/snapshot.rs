@@ -4,6 +4,7 @@ use crate::hostname;
 use crate::request_match::RequestView;
 use crate::resources::NsName;
 use crate::route_table::{RouteEntry, RouteTable, VirtualHost};
+use crate::tls_material::{ServerCert, TrustAnchors};
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -60,15 +61,51 @@ pub struct GatewayIr {
     pub name: String,
     /// Ports.
     pub ports: Vec<PortIr>,
+    /// The client certificate presented to backends that ask for one (`spec.tls.backend`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend_client_cert: Option<ServerCert>,
 }
 
 /// The listeners sharing one port, most specific hostname first ([GW-3]).
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PortIr {
     /// The port as configured on the Gateway.
     pub port: u16,
     /// Listeners.
     pub listeners: Vec<ListenerIr>,
+    /// Client-certificate validation for the TLS handshakes on this port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_validation: Option<ClientValidation>,
+}
+
+/// How clients must prove who they are on an HTTPS port (`spec.tls.frontend`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientValidation {
+    /// The CAs a client certificate must chain to.
+    pub anchors: TrustAnchors,
+    /// `AllowInsecureFallback`: clients without a valid certificate are still served (without
+    /// an identity).
+    pub insecure_fallback: bool,
+}
+
+/// What a TLS-family listener does with the handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum TlsMode {
+    /// The proxy completes the handshake with its own certificate.
+    Terminate,
+    /// The bytes go to the backend untouched; SNI picks the route.
+    Passthrough,
+}
+
+/// An HTTPS or TLS listener's TLS settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListenerTls {
+    /// Terminate or pass through.
+    pub mode: TlsMode,
+    /// Certificates for `Terminate`, in `certificateRefs` order (the first one is served).
+    pub certificates: Vec<ServerCert>,
 }
 
 /// Why a request found no route.
@@ -129,6 +166,9 @@ pub struct ListenerIr {
     pub protocol: String,
     /// Port as configured.
     pub port: u16,
+    /// TLS settings of an HTTPS or TLS listener.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ListenerTls>,
     /// Routes.
     pub routes: RouteTable,
 }

@@ -2,4 +2,5 @@
 
 pub mod echo;
 pub mod grpc_echo;
+pub mod pki;
 pub mod report;

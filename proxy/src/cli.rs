@@ -38,6 +38,9 @@ enum Command {
         /// Serve only this Gateway (NS/NAME); repeatable. Default: every Istio-class Gateway.
         #[arg(long = "gateway", value_parser = parse_ns_name)]
         gateways: Vec<NsName>,
+        /// Log one line per request (target `waygate::access`) to stderr.
+        #[arg(long)]
+        access_log: bool,
     },
     /// Parse and compile without serving: print every error and every object's conditions.
     Check {
@@ -79,14 +82,27 @@ fn parse_ns_name(s: &str) -> Result<NsName, String> {
 
 /// Pingora's proxy logs every client that hangs up mid-request at ERROR; our own
 /// `fail_to_proxy` logs the failures that matter (upstream ones) instead.
+/// The access log is off unless asked for.
 const DEFAULT_LOG_FILTER: &str = "info,pingora_proxy=off,pingora_core=warn";
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let access = matches!(
+        cli.command,
+        Command::Run {
+            access_log: true,
+            ..
+        }
+    );
+    let default_filter = format!(
+        "{DEFAULT_LOG_FILTER},{}={}",
+        waygate::proxy_app::ACCESS_LOG_TARGET,
+        if access { "info" } else { "off" }
+    );
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -107,6 +123,7 @@ pub fn main() -> ExitCode {
             bind,
             admin,
             gateways,
+            access_log: _,
         } => serve(
             GatewayOptions {
                 source: ConfigSource::Path(config),

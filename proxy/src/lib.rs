@@ -12,6 +12,7 @@ pub mod proxy_app;
 pub mod reload;
 pub mod routing;
 pub mod state;
+pub mod tls;
 
 pub use gateway::{Gateway, GatewayOptions};
 pub use listener::BindPlan;

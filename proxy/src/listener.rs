@@ -4,8 +4,9 @@
 
 use crate::proxy_app::GatewayProxy;
 use crate::state::SharedState;
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use pingora::apps::ServerApp;
+use pingora::listeners::tls::Acceptor;
 use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
 use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::{GetSocketDigest, SocketDigest};
@@ -39,6 +40,9 @@ enum SocketId {
 struct Running {
     addr: SocketAddr,
     keys: Arc<ArcSwap<Vec<(NsName, u16)>>>,
+    /// The TLS acceptor when the port terminates TLS; swapped on every Snapshot so new
+    /// handshakes see new certificates while open connections keep theirs.
+    tls: Arc<ArcSwapOption<Acceptor>>,
     accept: JoinHandle<()>,
     shutdown: watch::Sender<bool>,
 }
@@ -121,6 +125,7 @@ impl ListenerManager {
                         if **r.keys.load() != *keys {
                             r.keys.store(Arc::new(keys.clone()));
                         }
+                        r.tls.store(acceptor_for(snapshot, keys));
                     }
                     None => to_bind.push((id.clone(), keys.clone())),
                 }
@@ -131,7 +136,8 @@ impl ListenerManager {
                 SocketId::Fixed(a) => *a,
                 SocketId::Ephemeral(ip, _, _) => SocketAddr::new(*ip, 0),
             };
-            match self.bind(addr, keys.clone()).await {
+            let tls = acceptor_for(snapshot, &keys);
+            match self.bind(addr, keys.clone(), tls).await {
                 Ok(r) => {
                     tracing::info!(addr = %r.addr, "listener started");
                     if let Ok(mut running) = self.running.lock() {
@@ -152,7 +158,12 @@ impl ListenerManager {
         failures
     }
 
-    async fn bind(&self, addr: SocketAddr, keys: Vec<(NsName, u16)>) -> std::io::Result<Running> {
+    async fn bind(
+        &self,
+        addr: SocketAddr,
+        keys: Vec<(NsName, u16)>,
+        tls: Option<Arc<Acceptor>>,
+    ) -> std::io::Result<Running> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let keys = Arc::new(ArcSwap::from_pointee(keys));
@@ -167,10 +178,12 @@ impl ListenerManager {
         proxy.server_options = Some(opts);
         let app = Arc::new(proxy);
         let (shutdown, watch_rx) = watch::channel(false);
-        let accept = tokio::spawn(accept_loop(listener, app.clone(), watch_rx));
+        let tls = Arc::new(ArcSwapOption::new(tls));
+        let accept = tokio::spawn(accept_loop(listener, app.clone(), tls.clone(), watch_rx));
         Ok(Running {
             addr,
             keys,
+            tls,
             accept,
             shutdown,
         })
@@ -207,9 +220,26 @@ impl Drop for ListenerManager {
     }
 }
 
+/// The TLS acceptor for a socket, from the first Gateway port it serves.
+fn acceptor_for(snapshot: &Snapshot, keys: &[(NsName, u16)]) -> Option<Arc<Acceptor>> {
+    let (gw, port) = keys.first()?;
+    let port = snapshot.port(gw, *port)?;
+    match crate::tls::port_acceptor(port) {
+        Ok(a) => a.map(Arc::new),
+        Err(e) => {
+            tracing::error!(gateway = %gw, port = port.port, "TLS not served: {e}");
+            None
+        }
+    }
+}
+
+/// How long a client may take to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn accept_loop(
     listener: TcpListener,
     app: Arc<HttpProxy<GatewayProxy>>,
+    tls: Arc<ArcSwapOption<Acceptor>>,
     shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -229,8 +259,19 @@ async fn accept_loop(
         stream.set_socket_digest(digest);
         let app = app.clone();
         let shutdown = shutdown.clone();
+        let acceptor = tls.load_full();
         tokio::spawn(async move {
-            app.process_new(Box::new(stream), &shutdown).await;
+            let Some(acceptor) = acceptor else {
+                app.process_new(Box::new(stream), &shutdown).await;
+                return;
+            };
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.tls_handshake(stream)).await {
+                Ok(Ok(tls)) => {
+                    app.process_new(Box::new(tls), &shutdown).await;
+                }
+                Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
         });
     }
 }

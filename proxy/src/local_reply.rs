@@ -61,6 +61,10 @@ impl LocalReply {
     pub fn upstream_timeout() -> Self {
         Self::new(504, "upstream request timeout", "UT")
     }
+    /// 421 when the Host names another listener than the TLS server name did ([GW-3]).
+    pub fn misdirected() -> Self {
+        Self::new(421, "Misdirected Request", "")
+    }
     /// A bare status with no body (e.g. an upstream status that could not be retried).
     pub fn status(status: u16) -> Self {
         Self::new(status, "", "")

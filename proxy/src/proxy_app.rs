@@ -25,21 +25,26 @@ use crate::local_reply::LocalReply;
 use crate::mirror::{MIRROR_BODY_LIMIT, MirrorCopy, Mirrorer};
 use crate::routing::{Decision, decide};
 use crate::state::SharedState;
+use crate::tls::DownstreamTls;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
+use pingora::protocols::tls::SslDigest;
 use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use pingora::{Error, ErrorSource, ErrorType};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use waygate_config::route_table::{BackendTarget, RuleAction};
-use waygate_config::snapshot::{NoRoute, RouteMatch};
+use waygate_config::snapshot::{ListenerIr, NoRoute, RouteMatch};
 use waygate_config::{NsName, RequestView, Snapshot};
 use waygate_filters::{Filter, RetryPolicy};
+
+/// The tracing target of the access log (one INFO event per request).
+pub const ACCESS_LOG_TARGET: &str = "waygate::access";
 
 /// The most retries Pingora's loop allows with the `ServerConf` the listeners use (16 tries).
 const MAX_RETRIES: u32 = 15;
@@ -83,6 +88,10 @@ pub struct RequestCtx {
     pub(crate) mirror: Option<PendingMirror>,
     /// Speak HTTP/2 cleartext upstream: `appProtocol: kubernetes.io/h2c`, or a GRPCRoute ([HB-3]).
     pub(crate) h2c_upstream: bool,
+    /// The TLS session of the downstream connection, when it is TLS.
+    pub(crate) downstream_tls: Option<Arc<SslDigest>>,
+    /// When routing started (for the access log).
+    pub(crate) started: Option<Instant>,
 }
 
 /// Copies to send once the request body is complete.
@@ -95,6 +104,14 @@ pub(crate) struct PendingMirror {
 impl RequestCtx {
     fn retry_policy(&self) -> Option<&RetryPolicy> {
         self.action.as_ref().and_then(|a| a.retry.as_ref())
+    }
+
+    /// SNI and verified client identity of a TLS connection.
+    pub fn tls_facts(&self) -> Option<&DownstreamTls> {
+        self.downstream_tls
+            .as_ref()?
+            .extension
+            .get::<DownstreamTls>()
     }
 }
 
@@ -119,6 +136,39 @@ impl GatewayProxy {
         }
         Err(best)
     }
+
+    /// The listener a TLS server name selects on this socket (the one whose certificate the
+    /// handshake used).
+    pub(crate) fn listener_for<'s>(
+        &self,
+        snapshot: &'s Snapshot,
+        sni: &str,
+    ) -> Option<&'s ListenerIr> {
+        let keys = self.keys.load();
+        keys.iter()
+            .filter_map(|(gw, port)| snapshot.port(gw, *port))
+            .find_map(|p| p.listener(sni))
+    }
+}
+
+/// Envoy's header describing the downstream client certificate.
+static X_FORWARDED_CLIENT_CERT: HeaderName = HeaderName::from_static("x-forwarded-client-cert");
+
+/// `Hash=<sha256 hex>;URI=<identity>` (or `DNS=`) for a verified client certificate.
+fn client_cert_details(ctx: &RequestCtx) -> Option<String> {
+    let digest = ctx.downstream_tls.as_ref()?;
+    let identity = ctx.tls_facts()?.peer_identity.as_deref()?;
+    let hash: String = digest
+        .cert_digest
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let kind = if identity.contains("://") {
+        "URI"
+    } else {
+        "DNS"
+    };
+    Some(format!("Hash={hash};{kind}={identity}"))
 }
 
 /// A timeout error, attributed to the upstream.
@@ -183,6 +233,7 @@ impl ProxyHttp for GatewayProxy {
         ctx: &mut Self::CTX,
     ) -> pingora::Result<bool> {
         let started = Instant::now();
+        ctx.started = Some(started);
         let snapshot = self.state.snapshot();
         let decision = decide(self, &snapshot, session, ctx);
         ctx.deadline = ctx
@@ -297,7 +348,18 @@ impl ProxyHttp for GatewayProxy {
         {
             upstream.insert_header("x-forwarded-for", xff)?;
         }
-        upstream.insert_header("x-forwarded-proto", "http")?;
+        // The client certificate header is the proxy's to write (Envoy's SANITIZE_SET): a
+        // client's own copy is dropped, a verified certificate is described.
+        upstream.remove_header(&X_FORWARDED_CLIENT_CERT);
+        if let Some(xfcc) = client_cert_details(ctx) {
+            upstream.insert_header(X_FORWARDED_CLIENT_CERT.clone(), xfcc)?;
+        }
+        let proto = if ctx.downstream_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        upstream.insert_header("x-forwarded-proto", proto)?;
         if ctx.attempts > 1 {
             // [EC-2] retries carry the attempt number.
             upstream.insert_header("x-envoy-attempt-count", ctx.attempts.to_string())?;
@@ -370,6 +432,34 @@ impl ProxyHttp for GatewayProxy {
             resp.append_header(http::header::VARY, "Origin")?;
         }
         Ok(())
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Self::CTX) {
+        if !tracing::enabled!(target: ACCESS_LOG_TARGET, tracing::Level::INFO) {
+            return;
+        }
+        let req = session.req_header();
+        let authority = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri.authority().map(|a| a.as_str()))
+            .unwrap_or("-");
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let tls = ctx.tls_facts();
+        tracing::info!(
+            target: ACCESS_LOG_TARGET,
+            method = %req.method,
+            authority,
+            path = %req.uri,
+            status,
+            flag = ctx.flag,
+            upstream = ?ctx.upstream,
+            client = ?session.client_addr().and_then(|a| a.as_inet()),
+            sni = tls.and_then(|t| t.sni.as_deref()).unwrap_or("-"),
+            peer_identity = tls.and_then(|t| t.peer_identity.as_deref()).unwrap_or("-"),
+            duration_ms = ctx.started.map_or(0, |s| s.elapsed().as_millis() as u64),
+        );
     }
 
     fn suppress_proxy_warn_log(

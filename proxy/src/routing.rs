@@ -50,6 +50,16 @@ pub(crate) fn decide(
         query: req.uri.query(),
         headers: &req.headers,
     };
+    ctx.downstream_tls = session.digest().and_then(|d| d.ssl_digest.clone());
+    // [GW-3] The certificate was chosen for the SNI's listener: a Host that picks another
+    // listener on this port was sent to the wrong place (HTTP/2 connection coalescing).
+    if let Some(sni) = ctx.tls_facts().and_then(|t| t.sni.as_deref())
+        && let Some(by_sni) = app.listener_for(snapshot, sni)
+        && let Some(by_host) = app.listener_for(snapshot, &host)
+        && !std::ptr::eq(by_sni, by_host)
+    {
+        return Decision::Reply(LocalReply::misdirected());
+    }
     let Ok(found) = app.route(snapshot, &view) else {
         return Decision::Reply(LocalReply::no_route());
     };
@@ -82,7 +92,11 @@ pub(crate) fn decide(
             // Redirect is answered locally and needs the request as it arrived.
             Filter::RequestRedirect(r) => {
                 let input = RedirectInput {
-                    scheme: "http",
+                    scheme: if ctx.downstream_tls.is_some() {
+                        "https"
+                    } else {
+                        "http"
+                    },
                     host: &host,
                     listener_port: found.listener.port,
                     path,

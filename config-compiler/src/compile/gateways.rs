@@ -6,8 +6,9 @@ use crate::hostname;
 use crate::resources::gateway::{AllowedListeners, ListenerSpec};
 use crate::resources::{Gateway, NsName, Resources};
 use crate::route_table::{RouteEntry, RouteTable, VirtualHost};
-use crate::snapshot::{GatewayIr, ListenerIr, PortIr};
+use crate::snapshot::{ClientValidation, GatewayIr, ListenerIr, ListenerTls, PortIr};
 use crate::status::{Condition, Conditions, ListenerStatus, ObjectStatus, StatusReport};
+use crate::tls_material::ServerCert;
 use std::collections::BTreeMap;
 
 /// Istio's controllers that this proxy serves ([GC-2]).
@@ -76,6 +77,12 @@ pub(crate) struct CompiledGateway {
     pub allowed_listeners: Option<AllowedListeners>,
     /// ListenerSets naming this Gateway, in precedence order.
     pub listener_sets: Vec<ListenerSetState>,
+    /// Client-certificate validation per HTTPS port.
+    client_validation: BTreeMap<u16, ClientValidation>,
+    /// Some port accepts clients without a valid certificate.
+    insecure_frontend: bool,
+    /// `spec.tls.backend.clientCertificateRef`, resolved.
+    backend_cert: Result<Option<ServerCert>, super::tls::RefError>,
 }
 
 /// One listener being compiled.
@@ -88,6 +95,8 @@ pub(crate) struct ListenerState {
     /// Valid and not conflicted: it is served and routes may attach.
     pub programmed: bool,
     pub status: ListenerStatus,
+    /// Resolved TLS settings of an HTTPS or TLS listener.
+    pub tls: Option<ListenerTls>,
     /// Effective hostname → entries.
     pub hosts: BTreeMap<String, Vec<RouteEntry>>,
 }
@@ -103,7 +112,7 @@ impl ListenerState {
 pub(super) fn compile_gateways(
     r: &Resources,
     options: &CompileOptions,
-    _world: &World<'_>,
+    world: &World<'_>,
     report: &mut StatusReport,
 ) -> Vec<CompiledGateway> {
     for wanted in &options.gateways {
@@ -127,21 +136,23 @@ pub(super) fn compile_gateways(
             }
         })
         .map(|g| {
-            let mut gw = compile_gateway(&g.object);
+            let mut gw = compile_gateway(&g.object, world);
             gw.source = Some(g.source.to_string());
             gw
         })
         .collect()
 }
 
-fn compile_gateway(gw: &Gateway) -> CompiledGateway {
+fn compile_gateway(gw: &Gateway, world: &World<'_>) -> CompiledGateway {
     let ns = gw.metadata.namespace();
     let mut listeners: Vec<ListenerState> = gw
         .spec
         .listeners
         .iter()
-        .map(|l| validate_listener(l, None, ns))
+        .map(|l| validate_listener(l, None, ns, world))
         .collect();
+    let (client_validation, insecure_frontend) =
+        super::tls::frontend_validation(gw, &mut listeners, world);
     mark_conflicts(&mut listeners);
     let mut seen = std::collections::HashSet::new();
     for l in &mut listeners {
@@ -171,6 +182,9 @@ fn compile_gateway(gw: &Gateway) -> CompiledGateway {
         listeners,
         allowed_listeners: gw.spec.allowed_listeners.clone(),
         listener_sets: Vec::new(),
+        client_validation,
+        insecure_frontend,
+        backend_cert: super::tls::backend_client_cert(gw, world),
     }
 }
 
@@ -195,6 +209,7 @@ pub(super) fn validate_listener(
     spec: &ListenerSpec,
     owner: Option<NsName>,
     namespace: &str,
+    world: &World<'_>,
 ) -> ListenerState {
     let mut c = Conditions::default();
     let mut programmed = true;
@@ -202,8 +217,8 @@ pub(super) fn validate_listener(
         c.set(Condition::new("Accepted", false, reason, msg));
     };
     match spec.protocol.as_str() {
-        "HTTP" => {}
-        "HTTPS" | "TLS" | "TCP" | "UDP" | "HBONE" => {
+        "HTTP" | "HTTPS" => {}
+        "TLS" | "TCP" | "UDP" | "HBONE" => {
             programmed = false;
             reject(
                 &mut c,
@@ -298,7 +313,7 @@ pub(super) fn validate_listener(
             "Listener is served",
         ));
     }
-    ListenerState {
+    let mut l = ListenerState {
         spec: spec.clone(),
         owner,
         namespace: namespace.to_string(),
@@ -310,8 +325,19 @@ pub(super) fn validate_listener(
             supported_kinds: supported,
             conditions: c,
         },
+        tls: None,
         hosts: BTreeMap::new(),
+    };
+    super::tls::resolve_listener_tls(&mut l, world);
+    if !l.programmed {
+        l.status.conditions.set(Condition::new(
+            "Programmed",
+            false,
+            "Invalid",
+            "Listener is not served",
+        ));
     }
+    l
 }
 
 /// [GW-5]: same port needs compatible protocols and distinct hostnames; conflicts are not served.
@@ -428,7 +454,9 @@ impl CompiledGateway {
                 .get("ResolvedRefs")
                 .is_some_and(|c| !c.is_true())
         });
-        status.conditions.set(if unresolved {
+        status.conditions.set(if let Err(e) = &self.backend_cert {
+            Condition::new("ResolvedRefs", false, e.reason, e.message.clone())
+        } else if unresolved {
             Condition::new(
                 "ResolvedRefs",
                 false,
@@ -443,6 +471,14 @@ impl CompiledGateway {
                 "All references resolved",
             )
         });
+        if self.insecure_frontend {
+            status.conditions.set(Condition::new(
+                "InsecureFrontendValidationMode",
+                true,
+                "ConfigurationChanged",
+                "Some port accepts clients without a valid certificate (AllowInsecureFallback)",
+            ));
+        }
         status.conditions.observe(self.generation);
 
         let mut ports: BTreeMap<u16, Vec<ListenerIr>> = BTreeMap::new();
@@ -472,6 +508,7 @@ impl CompiledGateway {
                     .map(|h| h.to_ascii_lowercase()),
                 protocol: l.spec.protocol,
                 port: l.spec.port,
+                tls: l.tls,
                 routes: RouteTable::new(vhosts),
             });
         }
@@ -482,7 +519,12 @@ impl CompiledGateway {
                     hostname::specificity(a.hostname.as_deref())
                         .cmp(&hostname::specificity(b.hostname.as_deref()))
                 });
-                PortIr { port, listeners }
+                let client_validation = self.client_validation.get(&port).cloned();
+                PortIr {
+                    port,
+                    listeners,
+                    client_validation,
+                }
             })
             .collect();
         let (set_status, attached) = set_statuses(self.listener_sets, set_listeners);
@@ -491,6 +533,7 @@ impl CompiledGateway {
             namespace: self.id.namespace,
             name: self.id.name,
             ports,
+            backend_client_cert: self.backend_cert.ok().flatten(),
         };
         (status, set_status, ir)
     }
@@ -522,6 +565,7 @@ mod tests {
             },
             None,
             "ns",
+            &World::new(&Resources::default()),
         )
     }
 

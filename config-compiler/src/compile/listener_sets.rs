@@ -73,7 +73,7 @@ pub(super) fn merge_listener_sets(
         if not_allowed.is_none() {
             let start = gw.listeners.len();
             for spec in &ls.spec.listeners {
-                let mut l = validate_listener(spec, Some(id.clone()), ls_ns);
+                let mut l = validate_listener(spec, Some(id.clone()), ls_ns, world);
                 let earlier = gw
                     .listeners
                     .iter()

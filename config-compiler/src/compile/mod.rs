@@ -8,9 +8,12 @@ mod grpc;
 mod listener_sets;
 mod routes;
 mod rules;
+mod tls;
 
 use crate::resources::core::SERVICE_NAME_LABEL;
-use crate::resources::{EndpointSlice, NsName, ReferenceGrant, Resources, Service};
+use crate::resources::{
+    ConfigMap, EndpointSlice, NsName, ReferenceGrant, Resources, Secret, Service,
+};
 use crate::snapshot::Snapshot;
 use crate::status::StatusReport;
 use std::collections::{BTreeMap, HashMap};
@@ -64,10 +67,12 @@ pub(crate) struct World<'a> {
     services: HashMap<(&'a str, &'a str), &'a Service>,
     slices: HashMap<(&'a str, &'a str), Vec<&'a EndpointSlice>>,
     grants: HashMap<&'a str, Vec<&'a ReferenceGrant>>,
+    secrets: HashMap<(&'a str, &'a str), &'a Secret>,
+    config_maps: HashMap<(&'a str, &'a str), &'a ConfigMap>,
 }
 
 impl<'a> World<'a> {
-    fn new(r: &'a Resources) -> Self {
+    pub(crate) fn new(r: &'a Resources) -> Self {
         let mut slices: HashMap<_, Vec<_>> = HashMap::new();
         for s in &r.endpoint_slices {
             if let Some(svc) = s.object.metadata.labels.get(SERVICE_NAME_LABEL) {
@@ -100,7 +105,31 @@ impl<'a> World<'a> {
                 .collect(),
             slices,
             grants,
+            secrets: r
+                .secrets
+                .iter()
+                .map(|s| {
+                    let m = &s.object.metadata;
+                    ((m.namespace(), m.name.as_str()), &s.object)
+                })
+                .collect(),
+            config_maps: r
+                .config_maps
+                .iter()
+                .map(|c| {
+                    let m = &c.object.metadata;
+                    ((m.namespace(), m.name.as_str()), &c.object)
+                })
+                .collect(),
         }
+    }
+
+    pub(crate) fn secret(&self, ns: &str, name: &str) -> Option<&'a Secret> {
+        self.secrets.get(&(ns, name)).copied()
+    }
+
+    pub(crate) fn config_map(&self, ns: &str, name: &str) -> Option<&'a ConfigMap> {
+        self.config_maps.get(&(ns, name)).copied()
     }
 
     /// A namespace's labels, including the `kubernetes.io/metadata.name` label Kubernetes adds.

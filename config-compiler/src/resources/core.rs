@@ -119,3 +119,49 @@ pub struct EndpointPort {
     #[serde(default)]
     pub app_protocol: Option<String>,
 }
+
+/// A `v1` Secret. `data` values are base64 as Kubernetes stores them; `stringData` is plain.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Secret {
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// `kubernetes.io/tls`, `Opaque`, …
+    #[serde(default, rename = "type")]
+    pub secret_type: Option<String>,
+    /// Base64-encoded values.
+    #[serde(default)]
+    pub data: std::collections::BTreeMap<String, String>,
+    /// Plain values (merged over `data`, as the API server does).
+    #[serde(default)]
+    pub string_data: std::collections::BTreeMap<String, String>,
+}
+
+impl Secret {
+    /// The decoded value of `key`: `stringData` first, then base64-decoded `data`.
+    pub fn value(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        use base64::Engine;
+        if let Some(v) = self.string_data.get(key) {
+            return Ok(Some(v.as_bytes().to_vec()));
+        }
+        let Some(v) = self.data.get(key) else {
+            return Ok(None);
+        };
+        // Kubernetes accepts no line breaks inside, but YAML folding can leave some.
+        let compact: String = v.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(compact)
+            .map(Some)
+            .map_err(|e| format!("data.{key} is not valid base64: {e}"))
+    }
+}
+
+/// A `v1` ConfigMap (CA bundles for client-certificate validation and BackendTLSPolicy).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct ConfigMap {
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// Values.
+    #[serde(default)]
+    pub data: std::collections::BTreeMap<String, String>,
+}

@@ -48,6 +48,117 @@ pub struct GatewaySpec {
     /// Which ListenerSets may add listeners (absent: none).
     #[serde(default)]
     pub allowed_listeners: Option<AllowedListeners>,
+    /// Gateway-wide TLS: client-certificate validation and the backend client certificate.
+    #[serde(default)]
+    pub tls: Option<GatewayTlsConfig>,
+}
+
+/// A reference to a Secret (or another kind holding key material).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+pub struct SecretObjectReference {
+    /// API group; default `""` (core).
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Kind; default `Secret`.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Name.
+    pub name: String,
+    /// Namespace; default the referring object's.
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+/// A reference to an object by group, kind, name and optional namespace (all required but ns).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+pub struct ObjectReference {
+    /// API group (`""` for core).
+    #[serde(default)]
+    pub group: String,
+    /// Kind, e.g. `ConfigMap`.
+    pub kind: String,
+    /// Name.
+    pub name: String,
+    /// Namespace; default the referring object's.
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+/// `listeners[].tls`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerTlsConfig {
+    /// `Terminate` (default) or `Passthrough`.
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// Certificates for `Terminate`.
+    #[serde(default)]
+    pub certificate_refs: Vec<SecretObjectReference>,
+    /// Implementation-specific options.
+    #[serde(default)]
+    pub options: std::collections::BTreeMap<String, String>,
+}
+
+/// `spec.tls`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct GatewayTlsConfig {
+    /// TLS towards backends (the Gateway's client certificate).
+    #[serde(default)]
+    pub backend: Option<GatewayBackendTls>,
+    /// TLS towards clients (client-certificate validation).
+    #[serde(default)]
+    pub frontend: Option<FrontendTlsConfig>,
+}
+
+/// `spec.tls.backend`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayBackendTls {
+    /// The client certificate the Gateway presents to backends that ask for one.
+    #[serde(default)]
+    pub client_certificate_ref: Option<SecretObjectReference>,
+}
+
+/// `spec.tls.frontend`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FrontendTlsConfig {
+    /// Applies to every HTTPS port without a `perPort` entry.
+    #[serde(default)]
+    pub default: FrontendTlsSettings,
+    /// Per-port overrides.
+    #[serde(default)]
+    pub per_port: Vec<FrontendTlsPort>,
+}
+
+/// One port's frontend settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct FrontendTlsPort {
+    /// The port.
+    pub port: u16,
+    /// Its settings.
+    #[serde(default)]
+    pub tls: FrontendTlsSettings,
+}
+
+/// Frontend TLS settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct FrontendTlsSettings {
+    /// Client-certificate validation.
+    #[serde(default)]
+    pub validation: Option<FrontendTlsValidation>,
+}
+
+/// `validation`: trust anchors and mode.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FrontendTlsValidation {
+    /// ConfigMaps (key `ca.crt`) or Secrets holding the CA bundle.
+    #[serde(default)]
+    pub ca_certificate_refs: Vec<ObjectReference>,
+    /// `AllowValidOnly` (default) or `AllowInsecureFallback`.
+    #[serde(default)]
+    pub mode: Option<String>,
 }
 
 /// `spec.allowedListeners`.
@@ -103,9 +214,9 @@ pub struct ListenerSpec {
     pub port: u16,
     /// `HTTP`, `HTTPS`, `TLS`, `TCP`, `UDP`, `HBONE`.
     pub protocol: String,
-    /// TLS settings, kept as written until TLS support lands.
+    /// TLS settings (HTTPS and TLS listeners).
     #[serde(default)]
-    pub tls: Option<serde_json::Value>,
+    pub tls: Option<ListenerTlsConfig>,
     /// Which routes may attach.
     #[serde(default)]
     pub allowed_routes: Option<AllowedRoutes>,

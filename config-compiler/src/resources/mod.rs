@@ -8,7 +8,7 @@ pub mod listener_set;
 pub mod meta;
 pub mod reference_grant;
 
-pub use self::core::{EndpointSlice, Namespace, Service};
+pub use self::core::{ConfigMap, EndpointSlice, Namespace, Secret, Service};
 pub use gateway::{Gateway, GatewayClass};
 pub use grpc_route::GrpcRoute;
 pub use http_route::HttpRoute;
@@ -46,6 +46,10 @@ pub struct Resources {
     pub services: Vec<Sourced<Service>>,
     /// EndpointSlices.
     pub endpoint_slices: Vec<Sourced<EndpointSlice>>,
+    /// Secrets (certificates and keys).
+    pub secrets: Vec<Sourced<Secret>>,
+    /// ConfigMaps (CA bundles).
+    pub config_maps: Vec<Sourced<ConfigMap>>,
     /// One line per kind that was read but is not handled yet.
     pub skipped: Vec<String>,
 }
@@ -68,5 +72,7 @@ impl Resources {
         by_key(&mut self.reference_grants, |o| &o.metadata);
         by_key(&mut self.services, |o| &o.metadata);
         by_key(&mut self.endpoint_slices, |o| &o.metadata);
+        by_key(&mut self.secrets, |o| &o.metadata);
+        by_key(&mut self.config_maps, |o| &o.metadata);
     }
 }

@@ -98,6 +98,11 @@ impl TestCa {
         self.issue(names, None, Usage::Server, false)
     }
 
+    /// A server certificate for DNS names plus a URI SAN (a workload identity).
+    pub fn server_with_uri(&self, names: &[&str], uri: &str) -> anyhow::Result<Issued> {
+        self.issue(names, Some(uri), Usage::Server, false)
+    }
+
     /// A server certificate that expired in 2021.
     pub fn expired_server(&self, names: &[&str]) -> anyhow::Result<Issued> {
         self.issue(names, None, Usage::Server, true)

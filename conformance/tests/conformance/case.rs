@@ -304,14 +304,20 @@ pub struct RequestCase {
     /// The Gateway port as configured (default: the Gateway's first listener's port).
     #[serde(default)]
     pub port: Option<u16>,
-    /// `http` (default) or `https` (TLS with SNI = Host; the runner cannot do this yet).
+    /// `http` (default) or `https` (TLS trusting the generated CAs, SNI = Host unless `sni`).
     #[serde(default)]
     pub scheme: Option<String>,
-    /// With `https`: the TLS server name (default: the Host); the runner cannot send TLS yet.
+    /// With `https`: the TLS server name (default: the Host; `""`: send none).
     #[serde(default)]
     pub sni: Option<String>,
+    /// With `https`: present the client certificate held by this Secret (`namespace/name`).
+    #[serde(default)]
+    pub client_cert: Option<String>,
+    /// The connection or TLS handshake must fail; any HTTP answer fails the check.
+    #[serde(default)]
+    pub fails: bool,
     /// `http` (HTTP/1.1, default), `h2c` (HTTP/2 prior knowledge, cleartext), `h2` (HTTP/2 over
-    /// TLS; the runner cannot send it yet) or `websocket`
+    /// TLS, selected by ALPN) or `websocket`
     /// (a WebSocket to `path` that must echo a text and a binary message).
     #[serde(default)]
     pub protocol: Option<String>,

@@ -8,12 +8,14 @@ use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use waygate_conformance::echo::EchoResponse;
 use waygate_conformance::grpc_echo::pb;
+use waygate_conformance::pki;
 
 /// A generous bound for one exchange, so a hung request fails its case instead of hanging the run
 /// (not a performance expectation).
@@ -33,22 +35,37 @@ pub struct Reply {
 /// HTTP version spoken to the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
-    /// HTTP/1.1.
+    /// HTTP/1.1 (over TLS: no ALPN offered, as Go's client with a custom TLS config).
     Http1,
     /// HTTP/2 prior knowledge over cleartext.
     H2c,
+    /// HTTP/2 over TLS; the server must select `h2` by ALPN.
+    H2,
+}
+
+/// TLS towards the gateway: the server name to send (`None`: no SNI) and the client config
+/// (trust anchors, optional client certificate).
+#[derive(Clone)]
+pub struct TlsClient {
+    /// SNI.
+    pub sni: Option<String>,
+    /// The name the certificate must be valid for.
+    pub verify_as: String,
+    /// rustls client settings.
+    pub config: std::sync::Arc<rustls::ClientConfig>,
 }
 
 /// Send one request to `addr` with the given Host header (`:authority` over HTTP/2).
 pub async fn send(
     addr: SocketAddr,
     version: Version,
+    tls: Option<&TlsClient>,
     method: &str,
     host: &str,
     path: &str,
     headers: &[(String, String)],
 ) -> Result<Reply, String> {
-    let exchange = exchange(addr, version, method, host, path, headers);
+    let exchange = exchange(addr, version, tls, method, host, path, headers);
     match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
         Ok(r) => r,
         Err(_) => Err(format!("no answer within {}s", REQUEST_TIMEOUT.as_secs())),
@@ -58,24 +75,25 @@ pub async fn send(
 async fn exchange(
     addr: SocketAddr,
     version: Version,
+    tls: Option<&TlsClient>,
     method: &str,
     host: &str,
     path: &str,
     headers: &[(String, String)],
 ) -> Result<Reply, String> {
-    let tcp = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect {addr}: {e}"))?;
     let mut req = match version {
         Version::Http1 => http::Request::builder()
             .method(method)
             .uri(path)
             .header(http::header::HOST, host),
         // The authority of an absolute URI becomes `:authority`, as Go sends Request.Host.
-        Version::H2c => http::Request::builder()
-            .method(method)
-            .version(http::Version::HTTP_2)
-            .uri(format!("http://{host}{path}")),
+        Version::H2c | Version::H2 => {
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            http::Request::builder()
+                .method(method)
+                .version(http::Version::HTTP_2)
+                .uri(format!("{scheme}://{host}{path}"))
+        }
     };
     for (k, v) in headers {
         req = req.header(k.as_str(), v.as_str());
@@ -83,32 +101,60 @@ async fn exchange(
     let req = req
         .body(Empty::<Bytes>::new())
         .map_err(|e| format!("bad request: {e}"))?;
-    let resp = match version {
+    let Some(tls) = tls else {
+        let tcp = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        return over(tcp, version, req).await;
+    };
+    let mut config = (*tls.config).clone();
+    config.alpn_protocols = match version {
+        Version::H2 => vec![b"h2".to_vec()],
+        _ => Vec::new(),
+    };
+    let stream = pki::connect(addr, tls.sni.as_deref(), &tls.verify_as, Arc::new(config))
+        .await
+        .map_err(|e| format!("TLS connect {addr} (SNI {:?}): {e}", tls.sni))?;
+    if version == Version::H2 && stream.get_ref().1.alpn_protocol() != Some(b"h2") {
+        return Err("the gateway did not select h2 by ALPN".into());
+    }
+    over(stream, version, req).await
+}
+
+/// One request over an established connection.
+async fn over<IO>(
+    io: IO,
+    version: Version,
+    req: http::Request<Empty<Bytes>>,
+) -> Result<Reply, String>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    match version {
         Version::Http1 => {
             let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
                 .title_case_headers(true)
-                .handshake::<_, Empty<Bytes>>(TokioIo::new(tcp))
+                .handshake::<_, Empty<Bytes>>(TokioIo::new(io))
                 .await
                 .map_err(|e| format!("handshake: {e}"))?;
             let conn = tokio::spawn(conn);
             let resp = sender.send_request(req).await;
             let resp = collect(resp).await;
             conn.abort();
-            resp?
+            resp
         }
-        Version::H2c => {
+        Version::H2c | Version::H2 => {
             let (mut sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-                .handshake::<_, Empty<Bytes>>(TokioIo::new(tcp))
+                .handshake::<_, Empty<Bytes>>(TokioIo::new(io))
                 .await
-                .map_err(|e| format!("h2c handshake: {e}"))?;
+                .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
             let conn = tokio::spawn(conn);
             let resp = sender.send_request(req).await;
             let resp = collect(resp).await;
             conn.abort();
-            resp?
+            resp
         }
-    };
-    Ok(resp)
+    }
 }
 
 async fn collect(

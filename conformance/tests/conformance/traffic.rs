@@ -2,7 +2,8 @@
 
 use crate::case::{Distribution, GrpcCall, MirrorShare, RequestCase, ResponseExpect, Statuses};
 use crate::checks::first_listener_port;
-use crate::client::{self, Reply, Version};
+use crate::client::{self, Reply, TlsClient, Version};
+use crate::fixtures;
 use crate::world::World;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use waygate::gateway::Gateway;
 use waygate_config::NsName;
 use waygate_conformance::echo::EchoResponse;
 use waygate_conformance::grpc_echo::SERVICE;
+use waygate_conformance::pki;
 
 /// The Gateway requests go to when neither the request nor the case names one.
 pub const DEFAULT_GATEWAY: &str = "gateway-conformance-infra/same-namespace";
@@ -130,21 +132,23 @@ pub async fn request(
     default_gw: &str,
     r: &RequestCase,
 ) -> Result<(), String> {
-    match r.scheme.as_deref() {
-        None | Some("http") => {}
-        Some(other) => {
-            let sni = r.sni.as_deref().or(r.host.as_deref()).unwrap_or("");
-            return Err(format!(
-                "the runner cannot send {other} requests yet (server name {sni:?})"
-            ));
-        }
-    }
     let gw = r.gateway.as_deref().unwrap_or(default_gw);
-    let (addr, default_host) = target(gateway, world, gw, r.port)?;
+    let (addr, default_host) = match target(gateway, world, gw, r.port) {
+        Ok(t) => t,
+        // A port with nothing served is not listened on: connections to it fail.
+        Err(e) if r.fails && e.contains("is not bound") => return Ok(()),
+        Err(e) => return Err(e),
+    };
     let host = r.host.clone().unwrap_or(default_host);
+    let tls = match r.scheme.as_deref() {
+        None | Some("http") => None,
+        Some("https") => Some(tls_client(r, &host)?),
+        Some(other) => return Err(format!("unknown scheme {other:?}")),
+    };
     let version = match r.protocol.as_deref() {
         None | Some("http") => Version::Http1,
         Some("h2c") => Version::H2c,
+        Some("h2") if tls.is_some() => Version::H2,
         Some("websocket") => {
             // Upstream dials ws://<address>:<port>, so Host carries the port even for 80.
             let port = match r.port {
@@ -159,9 +163,16 @@ pub async fn request(
         }
         Some(other) => return Err(format!("unknown protocol {other:?}")),
     };
+    if r.fails {
+        return match one_request(world, addr, version, tls.as_ref(), &host, r).await {
+            Err(e) if e.starts_with(TRANSPORT) => Ok(()),
+            Err(e) => Err(format!("want a failed connection, {e}")),
+            Ok(()) => Err("want a failed connection, got an HTTP answer".into()),
+        };
+    }
     let times = r.repeat.unwrap_or(1).max(1);
     for i in 0..times {
-        let mut outcome = one_request(world, addr, version, &host, r).await;
+        let mut outcome = one_request(world, addr, version, tls.as_ref(), &host, r).await;
         // Upstream sends a request until it meets expectations (within 30 s); here the config
         // is applied before the first request, so this only absorbs a timing-sensitive case
         // (delays against timeouts) losing a race on a loaded 2-core machine.
@@ -170,7 +181,7 @@ pub async fn request(
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            outcome = one_request(world, addr, version, &host, r).await;
+            outcome = one_request(world, addr, version, tls.as_ref(), &host, r).await;
         }
         outcome.map_err(|e| {
             let e = format!("{e} (failed {TRIES} times)");
@@ -187,10 +198,39 @@ pub async fn request(
 /// How many times a request may be sent before its failure counts.
 const TRIES: usize = 3;
 
+/// The prefix of an error that is a failed connection (no HTTP answer at all).
+const TRANSPORT: &str = "transport: ";
+
+/// The TLS client a request asks for: SNI, trust in the generated CAs, a client certificate.
+fn tls_client(r: &RequestCase, host: &str) -> Result<TlsClient, String> {
+    let f = fixtures::get();
+    let identity = match &r.client_cert {
+        None => None,
+        Some(name) => Some(
+            f.client_certs
+                .get(name)
+                .ok_or_else(|| format!("no generated client certificate {name}"))?,
+        ),
+    };
+    let config = pki::client_config(&f.trust_pem, identity, &[]).map_err(|e| e.to_string())?;
+    let host_only = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    let sni = match r.sni.as_deref() {
+        Some("") => None,
+        Some(s) => Some(s.to_string()),
+        None => Some(host_only.to_string()),
+    };
+    Ok(TlsClient {
+        verify_as: sni.clone().unwrap_or_else(|| host_only.to_string()),
+        sni,
+        config,
+    })
+}
+
 async fn one_request(
     world: &World,
     addr: SocketAddr,
     version: Version,
+    tls: Option<&TlsClient>,
     host: &str,
     r: &RequestCase,
 ) -> Result<(), String> {
@@ -226,7 +266,9 @@ async fn one_request(
         .map(|(k, v)| format!("{k}:{v}"))
         .collect();
     headers.push(("X-Echo-Set-Header".into(), set.join(",")));
-    let reply = client::send(addr, version, method, host, &path, &headers).await?;
+    let reply = client::send(addr, version, tls, method, host, &path, &headers)
+        .await
+        .map_err(|e| format!("{TRANSPORT}{e}"))?;
     let want = r.status.as_ref().map_or_else(|| vec![200], Statuses::list);
     if is_timeout(reply.status) && want.iter().any(|s| is_timeout(*s)) {
         return Ok(());
@@ -557,7 +599,7 @@ async fn answered_by(
         return Ok((ctx.namespace, ctx.pod));
     }
     let headers = vec![("X-Jitter".to_string(), i.to_string())];
-    let reply = client::send(addr, Version::Http1, "GET", host, path, &headers).await?;
+    let reply = client::send(addr, Version::Http1, None, "GET", host, path, &headers).await?;
     let e = reply
         .echo
         .filter(|_| reply.status == 200)
@@ -741,7 +783,7 @@ pub async fn mirror_share(
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await.map_err(|e| e.to_string())?;
                 let reply =
-                    client::send(addr, Version::Http1, "GET", &host, &path, &headers).await?;
+                    client::send(addr, Version::Http1, None, "GET", &host, &path, &headers).await?;
                 let e = reply
                     .echo
                     .filter(|_| reply.status == 200)

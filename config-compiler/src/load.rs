@@ -204,6 +204,12 @@ impl Loader {
             ("gateway.networking.k8s.io", "v1" | "v1beta1", "ReferenceGrant") => {
                 typed(source, value, &mut r.reference_grants)
             }
+            ("gateway.networking.k8s.io", "v1" | "v1alpha3", "BackendTLSPolicy") => {
+                typed(source, value, &mut r.backend_tls_policies)
+            }
+            ("networking.istio.io", "v1" | "v1beta1" | "v1alpha3", "DestinationRule") => {
+                typed(source, value, &mut r.destination_rules)
+            }
             _ => {
                 self.skipped_kinds.insert(format!("{api_version} {kind}"));
                 Ok(())
@@ -230,6 +236,18 @@ impl Loader {
             .map(|k| format!("{k}: kind not handled yet, skipped"))
             .collect();
         self.resources.sort();
+        let paths: Vec<String> = self
+            .resources
+            .destination_rules
+            .iter()
+            .flat_map(|d| d.object.tls_settings())
+            .flat_map(|t| t.files())
+            .map(str::to_string)
+            .collect();
+        for path in paths {
+            let content = std::fs::read(&path).map_err(|e| format!("{path}: {e}"));
+            self.resources.files.insert(path, content);
+        }
         (self.resources, self.errors)
     }
 }

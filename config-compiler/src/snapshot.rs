@@ -188,6 +188,13 @@ pub struct Cluster {
     pub app_protocol: Option<String>,
     /// Ready endpoints.
     pub endpoints: Vec<SocketAddr>,
+    /// TLS towards the endpoints (BackendTLSPolicy or DestinationRule).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<std::sync::Arc<crate::upstream_tls::UpstreamTls>>,
+    /// Set when TLS is required but its settings are unusable: requests fail rather than go
+    /// out in plaintext.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_error: Option<String>,
     /// Round-robin cursor (the only mutable thing, an atomic).
     #[serde(skip)]
     pub cursor: AtomicUsize,

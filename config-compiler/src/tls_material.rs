@@ -57,6 +57,22 @@ pub struct ServerCert {
     /// The parsed chain and signing key.
     #[serde(skip)]
     pub key: Arc<CertifiedKey>,
+    /// The private key, DER, for TLS stacks that take it raw (Pingora's upstream client).
+    #[serde(skip)]
+    pub key_der: Arc<Vec<u8>>,
+}
+
+impl ServerCert {
+    /// Parse a PEM chain and key, checked to belong together.
+    pub fn from_pem(source: String, chain_pem: &[u8], key_pem: &[u8]) -> Result<Self, String> {
+        let key = certified_key(chain_pem, key_pem)?;
+        let key_der = parse_key(key_pem)?.secret_der().to_vec();
+        Ok(Self {
+            source,
+            key,
+            key_der: Arc::new(key_der),
+        })
+    }
 }
 
 impl fmt::Debug for ServerCert {
@@ -75,6 +91,20 @@ pub struct TrustAnchors {
     /// The roots.
     #[serde(skip)]
     pub roots: Arc<RootCertStore>,
+    /// The CA certificates, DER, for TLS stacks that take them raw.
+    #[serde(skip)]
+    pub certs: Arc<Vec<CertificateDer<'static>>>,
+}
+
+impl TrustAnchors {
+    /// Trust anchors from a PEM bundle.
+    pub fn from_pem(sources: Vec<String>, pem: &[u8]) -> Result<Self, String> {
+        Ok(Self {
+            sources,
+            roots: root_store(pem)?,
+            certs: Arc::new(parse_certs(pem)?),
+        })
+    }
 }
 
 impl fmt::Debug for TrustAnchors {

@@ -49,6 +49,14 @@ impl LocalReply {
             "UF",
         )
     }
+    /// 503 when the cluster must use TLS but its settings are unusable (never plaintext).
+    pub fn upstream_tls_unusable() -> Self {
+        Self::new(
+            503,
+            "upstream connect error or disconnect/reset before headers. reset reason: TLS settings unusable",
+            "UF",
+        )
+    }
     /// 503 when the upstream connection broke before a response ([EC-3]).
     pub fn connection_termination() -> Self {
         Self::new(

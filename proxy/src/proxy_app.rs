@@ -38,6 +38,7 @@ use pingora::{Error, ErrorSource, ErrorType};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use waygate_config::hostname::normalize_host;
 use waygate_config::route_table::{BackendTarget, RuleAction};
 use waygate_config::snapshot::{ListenerIr, NoRoute, RouteMatch};
 use waygate_config::{NsName, RequestView, Snapshot};
@@ -92,6 +93,8 @@ pub struct RequestCtx {
     pub(crate) downstream_tls: Option<Arc<SslDigest>>,
     /// When routing started (for the access log).
     pub(crate) started: Option<Instant>,
+    /// TLS towards the chosen cluster's endpoints.
+    pub(crate) upstream_tls: Option<Arc<waygate_config::upstream_tls::UpstreamTls>>,
 }
 
 /// Copies to send once the request body is complete.
@@ -284,7 +287,7 @@ impl ProxyHttp for GatewayProxy {
 
     async fn upstream_peer(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         ctx: &mut Self::CTX,
     ) -> pingora::Result<Box<HttpPeer>> {
         ctx.attempts += 1;
@@ -296,8 +299,26 @@ impl ProxyHttp for GatewayProxy {
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no upstream chosen"))?;
         let mut peer = HttpPeer::new(addr, false, String::new());
         if ctx.h2c_upstream {
-            // Prior knowledge: with no TLS there is no ALPN to negotiate HTTP/2.
+            // Prior knowledge over cleartext, or HTTP/2 offered by ALPN over TLS.
             peer.options.set_http_version(2, 2);
+        }
+        if let Some(tls) = &ctx.upstream_tls {
+            // [DR-2] the SNI defaults to the Host the upstream will see.
+            let sni = match (&tls.sni, &ctx.upstream_host) {
+                (Some(s), _) => s.clone(),
+                (None, Some(h)) => normalize_host(h.to_str().unwrap_or("")).into_owned(),
+                (None, None) => {
+                    let req = session.req_header();
+                    let raw = req
+                        .headers
+                        .get(http::header::HOST)
+                        .and_then(|h| h.to_str().ok())
+                        .or_else(|| req.uri.authority().map(|a| a.as_str()))
+                        .unwrap_or("");
+                    normalize_host(raw).into_owned()
+                }
+            };
+            peer = crate::tls::client::tls_peer(addr, tls, sni, ctx.h2c_upstream)?;
         }
         // The attempt's budget: backendRequest, within what is left of the request timeout.
         let now = Instant::now();

@@ -153,7 +153,13 @@ pub(crate) fn decide(
             let cluster = snapshot.clusters.get(*c);
             ctx.h2c_upstream = found.entry.id.kind == "GRPCRoute"
                 || cluster.and_then(|c| c.app_protocol.as_deref()) == Some("kubernetes.io/h2c");
+            ctx.upstream_tls = cluster.and_then(|c| c.tls.clone());
+            let tls_error = cluster.and_then(|c| c.tls_error.as_deref());
             match cluster.and_then(|c| c.next_endpoint()) {
+                _ if tls_error.is_some() => {
+                    tracing::debug!(error = tls_error, "upstream TLS not usable");
+                    Some(LocalReply::upstream_tls_unusable())
+                }
                 Some(addr) => {
                     ctx.upstream = Some(addr);
                     None

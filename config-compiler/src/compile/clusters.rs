@@ -13,6 +13,8 @@ use std::sync::atomic::AtomicUsize;
 pub(crate) struct ClusterSet {
     order: Vec<(NsName, u16)>,
     index: HashMap<(NsName, u16), usize>,
+    /// The Gateways whose routes send to each cluster (policy status ancestors).
+    used_by: HashMap<usize, Vec<NsName>>,
 }
 
 /// The Envoy-style cluster name Istio users read in logs and config dumps.
@@ -34,6 +36,23 @@ impl ClusterSet {
         self.order.push(key.clone());
         self.index.insert(key, i);
         i
+    }
+
+    /// Record that a Gateway's route sends to cluster `index`.
+    pub(crate) fn used_by(&mut self, index: usize, gateway: &NsName) {
+        let v = self.used_by.entry(index).or_default();
+        if !v.contains(gateway) {
+            v.push(gateway.clone());
+        }
+    }
+
+    /// The Gateways using each referenced (Service namespace/name, port).
+    pub(crate) fn users(&self) -> Vec<((NsName, u16), Vec<NsName>)> {
+        self.order
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), self.used_by.get(&i).cloned().unwrap_or_default()))
+            .collect()
     }
 
     /// Resolve endpoints for every cluster.
@@ -96,6 +115,8 @@ fn build(world: &World<'_>, svc: NsName, port: u16, warnings: &mut Vec<String>) 
         service: svc,
         port,
         endpoints,
+        tls: None,
+        tls_error: None,
         cursor: AtomicUsize::new(0),
     }
 }

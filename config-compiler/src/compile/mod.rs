@@ -1,6 +1,7 @@
 //! `compile(&Resources) -> (Snapshot, StatusReport)`: validation, reference resolution, status
 //! conditions and the indexed Snapshot. Pure: no I/O, no clock.
 
+mod backend_tls;
 mod clusters;
 mod filters;
 mod gateways;
@@ -57,7 +58,18 @@ pub fn compile(resources: &Resources, options: &CompileOptions) -> (Snapshot, St
         }
     }
     report.objects.extend(route_status);
+    let users = clusters.users();
+    let (mut tls, policy_status) =
+        backend_tls::resolve(resources, &world, &users, &mut report.warnings);
+    report.objects.extend(policy_status);
     snapshot.clusters = clusters.finish(&world, &mut report.warnings);
+    for c in &mut snapshot.clusters {
+        match tls.remove(&(c.service.clone(), c.port)) {
+            Some(Ok(t)) => c.tls = Some(t),
+            Some(Err(e)) => c.tls_error = Some(e),
+            None => {}
+        }
+    }
     (snapshot, report)
 }
 

@@ -8,7 +8,7 @@ use super::{CONTROLLER_NAME, GATEWAY_GROUP, World};
 use crate::hostname;
 use crate::resources::http_route::ParentRef;
 use crate::resources::{NsName, ObjectMeta, Resources, Source};
-use crate::route_table::{RouteEntry, RouteId};
+use crate::route_table::{BackendTarget, RouteEntry, RouteId};
 use crate::status::{Condition, Conditions, ObjectStatus, ParentStatus};
 
 /// Attach every HTTPRoute to the compiled Gateways; returns each route's status.
@@ -175,7 +175,17 @@ fn attach_route(
                 world,
                 &rules,
             ) {
-                Ok(()) => Condition::new("Accepted", true, "Accepted", "Route is accepted"),
+                Ok(()) => {
+                    let gw_id = gateways[gi].id.clone();
+                    for (_, rule) in &rules {
+                        for b in &rule.action.backends {
+                            if let BackendTarget::Cluster { index, .. } = b.target {
+                                clusters.used_by(index, &gw_id);
+                            }
+                        }
+                    }
+                    Condition::new("Accepted", true, "Accepted", "Route is accepted")
+                }
                 Err((reason, msg)) => Condition::new("Accepted", false, reason, msg),
             }
         };

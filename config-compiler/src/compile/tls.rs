@@ -82,11 +82,7 @@ fn tls_secret(
         .value("tls.key")
         .map_err(invalid)?
         .ok_or_else(|| invalid("has no tls.key".into()))?;
-    let key = tls_material::certified_key(&cert, &key).map_err(invalid)?;
-    Ok(ServerCert {
-        source: format!("{ns}/{}", r.name),
-        key,
-    })
+    ServerCert::from_pem(format!("{ns}/{}", r.name), &cert, &key).map_err(invalid)
 }
 
 /// [GW-4] Resolve an HTTPS or TLS listener's `tls`: mode and certificates, with `ResolvedRefs`.
@@ -252,8 +248,8 @@ pub(super) fn trust_anchors(
     let anchors = if sources.is_empty() {
         None
     } else {
-        match tls_material::root_store(&pem) {
-            Ok(roots) => Some(TrustAnchors { sources, roots }),
+        match TrustAnchors::from_pem(sources, &pem) {
+            Ok(anchors) => Some(anchors),
             Err(m) => {
                 first_error.get_or_insert(RefError::new("InvalidCACertificateRef", m));
                 None

@@ -1,5 +1,6 @@
 //! Input types: the Kubernetes objects as users write them (Gateway API, core), plus the loaded set.
 
+pub mod backend_tls;
 pub mod core;
 pub mod gateway;
 pub mod grpc_route;
@@ -9,6 +10,7 @@ pub mod meta;
 pub mod reference_grant;
 
 pub use self::core::{ConfigMap, EndpointSlice, Namespace, Secret, Service};
+pub use backend_tls::{BackendTlsPolicy, DestinationRule};
 pub use gateway::{Gateway, GatewayClass};
 pub use grpc_route::GrpcRoute;
 pub use http_route::HttpRoute;
@@ -50,6 +52,13 @@ pub struct Resources {
     pub secrets: Vec<Sourced<Secret>>,
     /// ConfigMaps (CA bundles).
     pub config_maps: Vec<Sourced<ConfigMap>>,
+    /// BackendTLSPolicies.
+    pub backend_tls_policies: Vec<Sourced<BackendTlsPolicy>>,
+    /// DestinationRules.
+    pub destination_rules: Vec<Sourced<DestinationRule>>,
+    /// Files that objects name (DestinationRule CA and client certificates), read by the
+    /// loader so compiling stays free of I/O: path → content or the read error.
+    pub files: std::collections::BTreeMap<String, Result<Vec<u8>, String>>,
     /// One line per kind that was read but is not handled yet.
     pub skipped: Vec<String>,
 }
@@ -74,5 +83,7 @@ impl Resources {
         by_key(&mut self.endpoint_slices, |o| &o.metadata);
         by_key(&mut self.secrets, |o| &o.metadata);
         by_key(&mut self.config_maps, |o| &o.metadata);
+        by_key(&mut self.backend_tls_policies, |o| &o.metadata);
+        by_key(&mut self.destination_rules, |o| &o.metadata);
     }
 }

@@ -14,6 +14,7 @@ pub(super) fn echo_body(parts: &Parts, identity: &EchoIdentity) -> EchoResponse 
         ingress: String::new(),
         service: identity.service.clone(),
         pod: identity.pod.clone(),
+        tls: None,
     }
 }
 

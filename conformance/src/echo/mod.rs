@@ -42,7 +42,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use serde::{Deserialize, Serialize};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::WebSocketStream;
@@ -52,6 +52,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 
 mod body;
 mod controls;
+pub mod tls;
 
 pub use body::canonical_header_key;
 use body::*;
@@ -120,6 +121,23 @@ pub struct EchoResponse {
     /// Pod of the backend that answered.
     #[serde(default)]
     pub pod: String,
+    /// The TLS connection the request came on, when it came over TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<EchoTls>,
+}
+
+/// TLS facts of the connection a request arrived on (the upstream echo's `tls` object).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EchoTls {
+    /// `TLSv1.2` or `TLSv1.3`.
+    pub version: String,
+    /// The SNI the client sent.
+    pub server_name: String,
+    /// The ALPN protocol chosen.
+    pub negotiated_protocol: String,
+    /// PEM of each certificate the client presented.
+    pub peer_certificates: Vec<String>,
 }
 
 /// Which HTTP versions a listener speaks.
@@ -218,6 +236,28 @@ impl EchoServer {
         protocols: Protocols,
         memory: Arc<PodMemory>,
     ) -> io::Result<EchoServer> {
+        Self::start_inner(bind, identity, protocols, memory, None).await
+    }
+
+    /// An HTTPS echo: TLS with `config` (see [`tls::server_config`]), then HTTP/1.1 or HTTP/2
+    /// by ALPN; answers report the connection's TLS facts.
+    pub async fn start_tls(
+        bind: SocketAddr,
+        identity: EchoIdentity,
+        config: Arc<rustls::ServerConfig>,
+        memory: Arc<PodMemory>,
+    ) -> io::Result<EchoServer> {
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        Self::start_inner(bind, identity, Protocols::Auto, memory, Some(acceptor)).await
+    }
+
+    async fn start_inner(
+        bind: SocketAddr,
+        identity: EchoIdentity,
+        protocols: Protocols,
+        memory: Arc<PodMemory>,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> io::Result<EchoServer> {
         let listener = TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
@@ -230,6 +270,7 @@ impl EchoServer {
             listener,
             Arc::clone(&shared),
             protocols,
+            tls,
             stop_rx,
         ));
         Ok(EchoServer {
@@ -277,6 +318,7 @@ async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
     protocols: Protocols,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -304,12 +346,31 @@ async fn accept_loop(
                 if let Err(err) = stream.set_nodelay(true) {
                     tracing::debug!(%err, %peer, "echo: cannot set TCP_NODELAY");
                 }
-                tokio::spawn(serve_connection(
-                    Arc::clone(&builder),
-                    stream,
-                    Arc::clone(&shared),
-                    stop.clone(),
-                ));
+                let (builder, shared, stop) =
+                    (Arc::clone(&builder), Arc::clone(&shared), stop.clone());
+                match tls.clone() {
+                    None => {
+                        tokio::spawn(serve_connection(builder, stream, None, shared, stop));
+                    }
+                    Some(acceptor) => {
+                        tokio::spawn(async move {
+                            match acceptor.accept(stream).await {
+                                Ok(tls_stream) => {
+                                    let facts = tls::facts(tls_stream.get_ref().1);
+                                    serve_connection(
+                                        builder,
+                                        tls_stream,
+                                        Some(Arc::new(facts)),
+                                        shared,
+                                        stop,
+                                    )
+                                    .await;
+                                }
+                                Err(err) => tracing::debug!(%err, "echo: TLS handshake failed"),
+                            }
+                        });
+                    }
+                }
             }
             Err(err) => {
                 // Typically EMFILE or a connection reset before accept; back off briefly instead of spinning.
@@ -354,15 +415,19 @@ macro_rules! serve_until_stopped {
 }
 
 /// Serves one connection as the listener's protocols allow, closing it gracefully on shutdown.
-async fn serve_connection(
+async fn serve_connection<IO>(
     servers: Arc<Servers>,
-    stream: TcpStream,
+    stream: IO,
+    tls: Option<Arc<EchoTls>>,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
-) {
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = service_fn(move |req| {
         let shared = Arc::clone(&shared);
-        async move { handle(req, &shared).await }
+        let tls = tls.clone();
+        async move { handle(req, tls.as_deref(), &shared).await }
     });
     let io = TokioIo::new(stream);
     match servers.as_ref() {
@@ -392,6 +457,7 @@ impl std::error::Error for Dropped {}
 /// and set-header controls.
 async fn handle(
     mut req: Request<Incoming>,
+    tls: Option<&EchoTls>,
     shared: &Shared,
 ) -> Result<Response<Full<Bytes>>, Dropped> {
     shared.requests.fetch_add(1, Ordering::SeqCst);
@@ -418,7 +484,8 @@ async fn handle(
         tokio::time::sleep(controls.delay).await;
     }
 
-    let echo = echo_body(&parts, &shared.identity);
+    let mut echo = echo_body(&parts, &shared.identity);
+    echo.tls = tls.cloned();
     let Some(json) = to_indented_json(&echo) else {
         return Ok(error_response(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -201,6 +201,9 @@ impl Loader {
             ("gateway.networking.k8s.io", "v1" | "v1alpha2", "GRPCRoute") => {
                 typed(source, value, &mut r.grpc_routes)
             }
+            ("gateway.networking.k8s.io", "v1" | "v1alpha3" | "v1alpha2", "TLSRoute") => {
+                typed(source, value, &mut r.tls_routes)
+            }
             ("gateway.networking.k8s.io", "v1" | "v1beta1", "ReferenceGrant") => {
                 typed(source, value, &mut r.reference_grants)
             }

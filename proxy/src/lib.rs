@@ -13,6 +13,7 @@ pub mod reload;
 pub mod routing;
 pub mod state;
 pub mod tls;
+pub mod tls_route;
 
 pub use gateway::{Gateway, GatewayOptions};
 pub use listener::BindPlan;

@@ -179,7 +179,13 @@ impl ListenerManager {
         let app = Arc::new(proxy);
         let (shutdown, watch_rx) = watch::channel(false);
         let tls = Arc::new(ArcSwapOption::new(tls));
-        let accept = tokio::spawn(accept_loop(listener, app.clone(), tls.clone(), watch_rx));
+        let serving = Serving {
+            app: app.clone(),
+            tls: tls.clone(),
+            keys: keys.clone(),
+            state: self.state.clone(),
+        };
+        let accept = tokio::spawn(accept_loop(listener, serving, watch_rx));
         Ok(Running {
             addr,
             keys,
@@ -236,12 +242,16 @@ fn acceptor_for(snapshot: &Snapshot, keys: &[(NsName, u16)]) -> Option<Arc<Accep
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-async fn accept_loop(
-    listener: TcpListener,
+/// What a socket's connections are served with.
+#[derive(Clone)]
+struct Serving {
     app: Arc<HttpProxy<GatewayProxy>>,
     tls: Arc<ArcSwapOption<Acceptor>>,
-    shutdown: watch::Receiver<bool>,
-) {
+    keys: Arc<ArcSwap<Vec<(NsName, u16)>>>,
+    state: Arc<SharedState>,
+}
+
+async fn accept_loop(listener: TcpListener, serving: Serving, shutdown: watch::Receiver<bool>) {
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -257,21 +267,53 @@ async fn accept_loop(
         let digest = SocketDigest::from_raw_fd(stream.as_raw_fd());
         let _ = digest.peer_addr.set(Some(PingoraAddr::Inet(peer)));
         stream.set_socket_digest(digest);
-        let app = app.clone();
+        let serving = serving.clone();
         let shutdown = shutdown.clone();
-        let acceptor = tls.load_full();
         tokio::spawn(async move {
-            let Some(acceptor) = acceptor else {
-                app.process_new(Box::new(stream), &shutdown).await;
-                return;
-            };
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.tls_handshake(stream)).await {
-                Ok(Ok(tls)) => {
-                    app.process_new(Box::new(tls), &shutdown).await;
+            let snapshot = serving.state.snapshot();
+            let keys = serving.keys.load_full();
+            let port = keys.first().and_then(|(g, p)| snapshot.port(g, *p));
+            if port.is_some_and(|p| p.listeners.iter().any(|l| l.protocol == "TLS")) {
+                // SNI decides between HTTPS and TLS listeners before any byte is answered.
+                let (sni, hello) = match crate::tls_route::read_client_hello(&mut stream).await {
+                    Ok(h) => h,
+                    Err(e) => {
+                        tracing::debug!(%peer, "no usable ClientHello: {e}");
+                        return;
+                    }
+                };
+                let Some(listener) = port.and_then(|p| p.listener(sni.as_deref().unwrap_or("")))
+                else {
+                    tracing::debug!(%peer, ?sni, "no listener for this SNI; closing");
+                    return;
+                };
+                if listener.protocol == "TLS" {
+                    crate::tls_route::serve(stream, hello, sni, snapshot.clone(), listener).await;
+                    return;
                 }
-                Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                stream.rewind(&hello);
             }
+            serve_http(stream, peer, &serving, &shutdown).await;
         });
+    }
+}
+
+/// Serve HTTP on a connection: plain, or after the port's TLS handshake.
+async fn serve_http(
+    stream: L4Stream,
+    peer: SocketAddr,
+    serving: &Serving,
+    shutdown: &watch::Receiver<bool>,
+) {
+    let Some(acceptor) = serving.tls.load_full() else {
+        serving.app.process_new(Box::new(stream), shutdown).await;
+        return;
+    };
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.tls_handshake(stream)).await {
+        Ok(Ok(tls)) => {
+            serving.app.process_new(Box::new(tls), shutdown).await;
+        }
+        Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
     }
 }

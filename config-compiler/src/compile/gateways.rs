@@ -18,15 +18,16 @@ pub const ISTIO_CONTROLLERS: [&str; 2] =
 /// Istio's built-in class names, served even without a GatewayClass object ([GC-2]).
 pub const ISTIO_CLASSES: [&str; 2] = ["istio", "istio-waypoint"];
 
-/// Route kinds a listener can hold in this build.
-const SUPPORTED_KINDS: [&str; 2] = ["HTTPRoute", "GRPCRoute"];
+/// Route kinds an HTTP-family listener can hold in this build.
+const HTTP_KINDS: [&str; 2] = ["HTTPRoute", "GRPCRoute"];
 
-/// The route kinds this build supports on a listener of `protocol` ([GW-6]): HTTPRoute on HTTP(S)
-/// (and HBONE); none on TLS, TCP, UDP (their route kinds are not supported yet) or an unknown
-/// protocol.
+/// The route kinds this build supports on a listener of `protocol` ([GW-6]): HTTPRoute and
+/// GRPCRoute on HTTP(S) (and HBONE), TLSRoute on TLS; none on TCP, UDP (their route kinds are not
+/// supported yet) or an unknown protocol.
 fn kinds_for(protocol: &str) -> &'static [&'static str] {
     match protocol {
-        "HTTP" | "HTTPS" | "HBONE" => &SUPPORTED_KINDS,
+        "HTTP" | "HTTPS" | "HBONE" => &HTTP_KINDS,
+        "TLS" => &["TLSRoute"],
         _ => &[],
     }
 }
@@ -217,8 +218,8 @@ pub(super) fn validate_listener(
         c.set(Condition::new("Accepted", false, reason, msg));
     };
     match spec.protocol.as_str() {
-        "HTTP" | "HTTPS" => {}
-        "TLS" | "TCP" | "UDP" | "HBONE" => {
+        "HTTP" | "HTTPS" | "TLS" => {}
+        "TCP" | "UDP" | "HBONE" => {
             programmed = false;
             reject(
                 &mut c,
@@ -579,7 +580,13 @@ mod tests {
             listener("HTTPS", None).status.supported_kinds,
             ["HTTPRoute", "GRPCRoute"]
         );
-        for p in ["TCP", "UDP", "TLS", "INVALID"] {
+        assert_eq!(listener("TLS", None).status.supported_kinds, ["TLSRoute"]);
+        // TCPRoute is not served here: named on a TLS listener it is an invalid kind.
+        let l = listener("TLS", Some(&["TCPRoute", "TLSRoute"]));
+        assert_eq!(l.status.supported_kinds, ["TLSRoute"]);
+        let c = l.status.conditions.get("ResolvedRefs");
+        assert_eq!(c.map(|c| c.reason.as_str()), Some("InvalidRouteKinds"));
+        for p in ["TCP", "UDP", "INVALID"] {
             let l = listener(p, None);
             assert!(l.status.supported_kinds.is_empty(), "{p}");
             assert!(

@@ -61,6 +61,30 @@ pub(super) fn attach_routes(
             out.push(s);
         }
     }
+    for route in &r.tls_routes {
+        let (o, id) = (&route.object, route.object.metadata.ns_name());
+        let view = RouteView {
+            kind: "TLSRoute",
+            meta: &o.metadata,
+            source: &route.source,
+            parent_refs: &o.spec.parent_refs,
+            hostnames: &o.spec.hostnames,
+            rule_names: o.spec.rules.iter().map(|r| r.name.clone()).collect(),
+        };
+        let mut compile = |i: usize, clusters: &mut ClusterSet, problems: &mut Vec<RefProblem>| {
+            // A TLSRoute rule is backends only: compiled as a rule that matches everything.
+            let rule = &o.spec.rules[i];
+            let as_http = crate::resources::http_route::HttpRouteRule {
+                name: rule.name.clone(),
+                backend_refs: rule.backend_refs.clone(),
+                ..Default::default()
+            };
+            compile_rule("TLSRoute", &id, i, &as_http, world, clusters, problems)
+        };
+        if let Some(s) = attach_route(&view, &mut compile, world, gateways, clusters) {
+            out.push(s);
+        }
+    }
     out
 }
 

@@ -8,6 +8,7 @@ pub mod http_route;
 pub mod listener_set;
 pub mod meta;
 pub mod reference_grant;
+pub mod tls_route;
 
 pub use self::core::{ConfigMap, EndpointSlice, Namespace, Secret, Service};
 pub use backend_tls::{BackendTlsPolicy, DestinationRule};
@@ -17,6 +18,7 @@ pub use http_route::HttpRoute;
 pub use listener_set::ListenerSet;
 pub use meta::{NsName, ObjectMeta, Source};
 pub use reference_grant::ReferenceGrant;
+pub use tls_route::TlsRoute;
 
 /// One object plus where it was read from.
 #[derive(Debug, Clone)]
@@ -42,6 +44,8 @@ pub struct Resources {
     pub http_routes: Vec<Sourced<HttpRoute>>,
     /// GRPCRoutes.
     pub grpc_routes: Vec<Sourced<GrpcRoute>>,
+    /// TLSRoutes.
+    pub tls_routes: Vec<Sourced<TlsRoute>>,
     /// ReferenceGrants (v1 and v1beta1).
     pub reference_grants: Vec<Sourced<ReferenceGrant>>,
     /// Services.
@@ -78,6 +82,7 @@ impl Resources {
         by_key(&mut self.listener_sets, |o| &o.metadata);
         by_key(&mut self.http_routes, |o| &o.metadata);
         by_key(&mut self.grpc_routes, |o| &o.metadata);
+        by_key(&mut self.tls_routes, |o| &o.metadata);
         by_key(&mut self.reference_grants, |o| &o.metadata);
         by_key(&mut self.services, |o| &o.metadata);
         by_key(&mut self.endpoint_slices, |o| &o.metadata);

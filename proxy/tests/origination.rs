@@ -99,6 +99,7 @@ async fn backend_tls_policy_verifies_the_backend_and_sends_its_hostname() {
             &sans("{type: URI, uri: \"spiffe://evil.example.com/backend\"}"),
         )
         + &policy("expired", "expired", "ca", "abc.example.com", "");
+    captured_logs();
     let gw = start_inline(yaml).await;
     let addr = gw_addr(&gw);
 
@@ -123,6 +124,9 @@ async fn backend_tls_policy_verifies_the_backend_and_sends_its_hostname() {
     let r = get(addr, "shop.example.com", "/expired").await;
     assert_eq!(r.status, 503);
     assert!(r.body.contains("upstream connect error"), "{}", r.body);
+    // The log says which request failed and why.
+    let line = log_line_with(&["/expired", "xpired"]).await;
+    assert!(line.is_some(), "no log line naming the expired certificate");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

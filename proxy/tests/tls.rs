@@ -7,7 +7,6 @@ mod common;
 use common::*;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use waygate::BindPlan;
 use waygate::gateway::{ConfigSource, Gateway, GatewayOptions};
@@ -208,41 +207,9 @@ fn with_gateway_tls(yaml: &str, tls: &str) -> String {
     )
 }
 
-/// Captured access-log lines of this test binary.
-fn access_log() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let writer = buf.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
-                "off,{}=info",
-                waygate::proxy_app::ACCESS_LOG_TARGET
-            )))
-            .with_ansi(false)
-            .with_writer(move || LogWriter(writer.clone()))
-            .try_init();
-        buf
-    })
-}
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut v) = self.0.lock() {
-            v.extend_from_slice(b);
-        }
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_verified_client_certificate_is_the_identity_and_others_fail_the_handshake() {
-    let log = access_log();
+    let log = captured_logs();
     let w = world("").await;
     let client_ca = TestCa::new("client ca").unwrap();
     let other_ca = TestCa::new("other ca").unwrap();

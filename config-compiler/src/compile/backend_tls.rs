@@ -164,14 +164,24 @@ pub(super) fn resolve(
             .clone()
             .and_then(|n| owner.get(&(svc.namespace.clone(), svc.name.clone(), Some(n))));
         let whole = owner.get(&(svc.namespace.clone(), svc.name.clone(), None));
-        if let Some(&i) = by_port.or(whole) {
-            let p = &policies[i];
-            let list = ancestors.entry(i).or_default();
-            for g in gateways {
-                if !list.contains(g) {
-                    list.push(g.clone());
+        // Every policy naming this Service port (winner or not) reports to these Gateways.
+        for (i, p) in policies.iter().enumerate() {
+            let names_it = targets(&p.object.object).iter().any(|(ns, name, section)| {
+                *ns == svc.namespace
+                    && *name == svc.name
+                    && section.as_ref().is_none_or(|s| Some(s) == pname.as_ref())
+            });
+            if names_it {
+                let list = ancestors.entry(i).or_default();
+                for g in gateways {
+                    if !list.contains(g) {
+                        list.push(g.clone());
+                    }
                 }
             }
+        }
+        if let Some(&i) = by_port.or(whole) {
+            let p = &policies[i];
             let m = &p.object.object.metadata;
             let source = format!("BackendTLSPolicy {}/{}", m.namespace(), m.name);
             let tls = match &p.validation {

@@ -148,6 +148,9 @@ pub struct Check {
     /// The ListenerSet's listener statuses.
     #[serde(default)]
     pub listener_set_listeners: Option<ls::ListenersCheck>,
+    /// The BackendTLSPolicy's ancestor entry for the Gateway has the condition.
+    #[serde(default)]
+    pub policy_condition: Option<PolicyConditionCheck>,
 }
 
 /// See [`Check::accepted`].
@@ -174,6 +177,25 @@ pub struct RouteConditionCheck {
     /// `namespace/name`.
     pub route: String,
     /// `namespace/name`.
+    pub gateway: String,
+    /// Condition type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `True`, `False`, or empty for any.
+    #[serde(default, deserialize_with = "status_string")]
+    pub status: String,
+    /// Reason, or empty for any.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// See [`Check::policy_condition`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PolicyConditionCheck {
+    /// The BackendTLSPolicy, `namespace/name`.
+    pub policy: String,
+    /// The ancestor Gateway, `namespace/name`.
     pub gateway: String,
     /// Condition type.
     #[serde(rename = "type")]
@@ -259,7 +281,7 @@ pub struct GatewayConditionCheck {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ObjectRef {
-    /// `Gateway`, `HTTPRoute` or `GatewayClass`.
+    /// `Gateway`, `HTTPRoute`, `GRPCRoute`, `GatewayClass` or `BackendTLSPolicy`.
     pub kind: String,
     /// `namespace/name`, or just `name` for a GatewayClass.
     pub name: String,
@@ -316,6 +338,10 @@ pub struct RequestCase {
     /// The connection or TLS handshake must fail; any HTTP answer fails the check.
     #[serde(default)]
     pub fails: bool,
+    /// Any HTTP answer but 200 and a timeout (408/504) passes, as upstream's
+    /// `MakeRequestAndExpectFailure`; `status` is then not compared.
+    #[serde(default)]
+    pub error_status: bool,
     /// `http` (HTTP/1.1, default), `h2c` (HTTP/2 prior knowledge, cleartext), `h2` (HTTP/2 over
     /// TLS, selected by ALPN) or `websocket`
     /// (a WebSocket to `path` that must echo a text and a binary message).
@@ -365,6 +391,9 @@ pub struct RequestCase {
     /// On 200: the request as the backend must see it (default: the request as sent).
     #[serde(default)]
     pub at_backend: Option<BackendSees>,
+    /// On 200: the request reached the backend over TLS, and what that TLS connection carried.
+    #[serde(default)]
+    pub backend_tls: Option<BackendTlsExpect>,
     /// On a redirect: the parts of `Location` that must hold.
     #[serde(default)]
     pub redirect: Option<RedirectExpect>,
@@ -389,6 +418,19 @@ pub struct BackendSees {
     /// Headers that must not arrive.
     #[serde(default)]
     pub absent_headers: Vec<String>,
+}
+
+/// The TLS connection from the gateway as the backend saw it (the echo's `tls` object).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BackendTlsExpect {
+    /// The SNI the gateway sent (unchecked if unset).
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// A Secret (`namespace/name`) whose `tls.crt` the gateway must have presented as its client
+    /// certificate.
+    #[serde(default)]
+    pub peer_certificate: Option<String>,
 }
 
 /// One status, or a list of acceptable ones.
@@ -615,6 +657,7 @@ impl Check {
             self.listener_set_listeners.is_some(),
             "listenerSetListeners",
         );
+        add(self.policy_condition.is_some(), "policyCondition");
         out
     }
 }

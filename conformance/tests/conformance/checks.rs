@@ -3,7 +3,7 @@
 
 use crate::case::{
     AcceptedCheck, Check, ClassAcceptedCheck, CondExpect, GatewayConditionCheck, ListenersCheck,
-    ObjectRef, RouteConditionCheck, RouteParentsCheck,
+    ObjectRef, PolicyConditionCheck, RouteConditionCheck, RouteParentsCheck,
 };
 use crate::listener_sets;
 use crate::world::{SKIP_READINESS, World};
@@ -74,6 +74,9 @@ pub fn run(ctx: &Ctx<'_>, check: &Check) -> Outcome {
     if let Some(c) = &check.listener_set_listeners {
         return listener_sets::listeners(ctx, c);
     }
+    if let Some(c) = &check.policy_condition {
+        return policy_condition(ctx, c);
+    }
     Err("empty check".into())
 }
 
@@ -126,6 +129,12 @@ pub fn describe(check: &Check) -> String {
     }
     if let Some(c) = &check.listener_set_listeners {
         return format!("listenerSetListeners {}", c.listener_set);
+    }
+    if let Some(c) = &check.policy_condition {
+        return format!(
+            "policyCondition {} on {}: {}={} ({})",
+            c.policy, c.gateway, c.kind, c.status, c.reason
+        );
     }
     format!("{check:?}")
 }
@@ -400,20 +409,38 @@ fn accepted(ctx: &Ctx<'_>, c: &AcceptedCheck) -> Outcome {
 
 /// HTTPRouteMustHaveCondition.
 fn route_condition(ctx: &Ctx<'_>, c: &RouteConditionCheck) -> Outcome {
-    let (gw_ns, gw_name) = split(&c.gateway)?;
-    let s = status(ctx, "HTTPRoute", &c.route)?;
-    let generation = generation(ctx, "HTTPRoute", &c.route)?;
     let want = cond(&c.kind, &c.status, &c.reason);
+    parent_condition(ctx, ("HTTPRoute", &c.route), &c.gateway, &want)
+}
+
+/// BackendTLSPolicyMustHaveCondition: the policy's ancestors are the Gateways whose routes use
+/// the Service it targets.
+fn policy_condition(ctx: &Ctx<'_>, c: &PolicyConditionCheck) -> Outcome {
+    let want = cond(&c.kind, &c.status, &c.reason);
+    parent_condition(ctx, ("BackendTLSPolicy", &c.policy), &c.gateway, &want)
+}
+
+/// Every parent (or ancestor) entry of the object carries its generation, and some entry for the
+/// Gateway (namespace equal or omitted) has the condition.
+fn parent_condition(
+    ctx: &Ctx<'_>,
+    (kind, id): (&str, &str),
+    gateway: &str,
+    want: &CondExpect,
+) -> Outcome {
+    let (gw_ns, gw_name) = split(gateway)?;
+    let s = status(ctx, kind, id)?;
+    let generation = generation(ctx, kind, id)?;
     let mut seen = Vec::new();
     let mut found = false;
     for (i, p) in s.parents.iter().enumerate() {
         at_generation(
-            &format!("HTTPRoute {} parent {i}", c.route),
+            &format!("{kind} {id} parent {i}"),
             &p.conditions,
             generation,
         )?;
         if refers_to(p, gw_ns, gw_name, false) {
-            found |= has(&p.conditions, &want);
+            found |= has(&p.conditions, want);
             seen.push(show(&p.conditions));
         }
     }
@@ -421,8 +448,8 @@ fn route_condition(ctx: &Ctx<'_>, c: &RouteConditionCheck) -> Outcome {
         Ok(())
     } else {
         Err(format!(
-            "HTTPRoute {}: no parent entry for {} has {}={} ({}); entries for it: {seen:?}",
-            c.route, c.gateway, c.kind, c.status, c.reason
+            "{kind} {id}: no parent entry for {gateway} has {}={} ({}); entries for it: {seen:?}",
+            want.kind, want.status, want.reason
         ))
     }
 }
@@ -576,14 +603,15 @@ fn gateway_condition(ctx: &Ctx<'_>, c: &GatewayConditionCheck) -> Outcome {
     require(&what, &s.conditions, &cond(&c.kind, &c.status, &c.reason))
 }
 
-/// GatewayMustHaveLatestConditions, HTTPRouteMustHaveLatestConditions and
-/// GatewayClassMustHaveLatestConditions.
+/// GatewayMustHaveLatestConditions, HTTPRouteMustHaveLatestConditions,
+/// GatewayClassMustHaveLatestConditions and BackendTLSPolicyMustHaveLatestConditions (which
+/// reads the ancestor entries; here at least one must exist).
 fn latest(ctx: &Ctx<'_>, c: &ObjectRef) -> Outcome {
     let s = status(ctx, &c.kind, &c.name)?;
     let generation = generation(ctx, &c.kind, &c.name)?;
     let what = format!("{} {}", c.kind, c.name);
     match c.kind.as_str() {
-        "HTTPRoute" | "GRPCRoute" => {
+        "HTTPRoute" | "GRPCRoute" | "BackendTLSPolicy" => {
             if s.parents.is_empty() {
                 return Err(format!("{what}: no parent entries"));
             }

@@ -1,6 +1,8 @@
 //! Requests against the gateway and the upstream suite's judgement of the answers.
 
-use crate::case::{Distribution, GrpcCall, MirrorShare, RequestCase, ResponseExpect, Statuses};
+use crate::case::{
+    BackendTlsExpect, Distribution, GrpcCall, MirrorShare, RequestCase, ResponseExpect, Statuses,
+};
 use crate::checks::first_listener_port;
 use crate::client::{self, Reply, TlsClient, Version};
 use crate::fixtures;
@@ -269,6 +271,9 @@ async fn one_request(
     let reply = client::send(addr, version, tls, method, host, &path, &headers)
         .await
         .map_err(|e| format!("{TRANSPORT}{e}"))?;
+    if r.error_status {
+        return judge_error_status(r, &reply);
+    }
     let want = r.status.as_ref().map_or_else(|| vec![200], Statuses::list);
     if is_timeout(reply.status) && want.iter().any(|s| is_timeout(*s)) {
         return Ok(());
@@ -282,6 +287,9 @@ async fn one_request(
     }
     if matches!(reply.status, 200 | 204) {
         judge_backend(r, &reply, &path, backend_path.as_deref(), method)?;
+        if let Some(want) = &r.backend_tls {
+            judge_backend_tls(world, &reply, want)?;
+        }
         if let Some(want) = &r.response {
             judge_response_headers(&reply, want)?;
         }
@@ -430,6 +438,67 @@ fn judge_backend(
                 "backend saw {} lines of {name} ({many:?}), want one",
                 many.len()
             )),
+        }
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}: {}", got(reply), errs.join("; ")))
+    }
+}
+
+/// MakeRequestAndExpectFailure: an HTTP answer that is neither a success (200) nor a timeout
+/// (408/504, which upstream takes for "not yet").
+fn judge_error_status(r: &RequestCase, reply: &Reply) -> Result<(), String> {
+    if r.status.is_some() {
+        return Err("errorStatus and status exclude each other".into());
+    }
+    if reply.status == 200 || is_timeout(reply.status) {
+        return Err(format!(
+            "want an error status (not 200, 408 or 504), {}",
+            got(reply)
+        ));
+    }
+    Ok(())
+}
+
+/// The leaf certificate of a PEM text, DER.
+fn first_cert_der(pem: &[u8]) -> Option<Vec<u8>> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let cert = CertificateDer::pem_slice_iter(pem).next()?.ok()?;
+    Some(cert.as_ref().to_vec())
+}
+
+/// The gateway's TLS connection as the backend saw it, compared as upstream compares `SNI` and
+/// `ClientCert` (the certificate itself rather than its PEM spelling).
+fn judge_backend_tls(world: &World, reply: &Reply, want: &BackendTlsExpect) -> Result<(), String> {
+    let tls = reply
+        .echo
+        .as_ref()
+        .and_then(|e| e.tls.as_ref())
+        .ok_or_else(|| format!("{}: the backend saw no TLS", got(reply)))?;
+    let mut errs = Vec::new();
+    if let Some(sni) = &want.server_name
+        && tls.server_name != *sni
+    {
+        errs.push(format!(
+            "backend saw SNI {:?}, want {sni:?}",
+            tls.server_name
+        ));
+    }
+    if let Some(secret) = &want.peer_certificate {
+        let expected = first_cert_der(&world.secret_data(secret, "tls.crt")?)
+            .ok_or_else(|| format!("Secret {secret}: tls.crt holds no certificate"))?;
+        let presented = tls
+            .peer_certificates
+            .iter()
+            .any(|p| first_cert_der(p.as_bytes()).as_ref() == Some(&expected));
+        if !presented {
+            errs.push(format!(
+                "backend was not presented the certificate of Secret {secret} ({} presented)",
+                tls.peer_certificates.len()
+            ));
         }
     }
     if errs.is_empty() {

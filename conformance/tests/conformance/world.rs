@@ -1,20 +1,33 @@
 //! The world a case runs in: the base and case manifests as the API server would hold them, echo
 //! "pods" behind every Service, and the config file the gateway reads.
 
+use base64::Engine;
 use serde_yaml_ng::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use waygate_conformance::echo::{EchoIdentity, EchoServer, PodMemory, Protocols};
+use std::sync::Arc;
+use waygate_conformance::echo::{EchoIdentity, EchoServer, PodMemory, Protocols, tls};
 use waygate_conformance::grpc_echo::GrpcEchoServer;
+use waygate_conformance::pki::Issued;
 
 /// Replicas of an app without a Deployment, as most upstream base Deployments run.
 const REPLICAS: usize = 2;
 /// The container port of the upstream echo's h2c-only server; every other target port is its
 /// plain HTTP/1.1 server (or, for a gRPC echo, its one gRPC server).
 const H2C_TARGET_PORT: u64 = 3001;
+/// The container port of the upstream echo's HTTPS server.
+const TLS_TARGET_PORT: u64 = 8443;
 /// The environment variable that turns the upstream echo image into the gRPC echo.
 const GRPC_ECHO_ENV: &str = "GRPC_ECHO_SERVER";
+/// The environment variable that gives the upstream echo its HTTPS certificate.
+const TLS_CERT_ENV: &str = "TLS_SERVER_CERT";
+/// The environment variable that makes the upstream echo ask for (and verify) client
+/// certificates.
+const TLS_CLIENT_CA_ENV: &str = "TLS_CLIENT_CACERTS";
+/// The Secret an HTTPS echo serves when its Deployment names none: the backend certificate the
+/// upstream suite generates for its TLS backends.
+const DEFAULT_TLS_SECRET: &str = "tls-checks-certificate";
 /// The middle part of every pod name (where Kubernetes puts the ReplicaSet hash).
 const POD_HASH: &str = "conformance";
 /// The annotation that keeps a Gateway out of readiness checks.
@@ -164,43 +177,180 @@ fn service_ports(o: &Object, endpoints: &BTreeMap<String, String>) -> ServicePor
 }
 
 /// How an app's pods run, from its Deployment (named like the app, as in the upstream base).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct PodSpec {
     replicas: usize,
     grpc: bool,
+    /// Set: the pods also serve HTTPS on target port 8443.
+    https: Option<HttpsSpec>,
 }
 
-fn pod_spec(objects: &[Object], app: &(String, String)) -> PodSpec {
-    let Some(d) = objects
+/// What an HTTPS echo serves, as its pod mounts it: the Secret with its certificate and, when it
+/// verifies client certificates, the ConfigMap with their CA (both in the pod's namespace).
+#[derive(Debug, Clone)]
+struct HttpsSpec {
+    secret: String,
+    client_ca: Option<String>,
+}
+
+/// The items of a list field of each value, flattened.
+fn items<'a>(values: &[&'a Value], field: &str) -> Vec<&'a Value> {
+    values
         .iter()
-        .find(|o| o.kind == "Deployment" && o.namespace == app.0 && o.name == app.1)
-    else {
-        return PodSpec {
-            replicas: REPLICAS,
-            grpc: false,
-        };
-    };
-    let spec = d.value.get("spec");
-    let replicas = spec
-        .and_then(|s| s.get("replicas"))
-        .and_then(Value::as_u64)
-        .and_then(|r| usize::try_from(r).ok())
-        .unwrap_or(1);
-    let grpc = spec
-        .and_then(|s| s.get("template"))
-        .and_then(|t| t.get("spec"))
-        .and_then(|s| s.get("containers"))
-        .and_then(Value::as_sequence)
-        .into_iter()
+        .filter_map(|v| v.get(field).and_then(Value::as_sequence))
         .flatten()
-        .filter_map(|c| c.get("env").and_then(Value::as_sequence))
-        .flatten()
-        .any(|e| e.get("name").and_then(Value::as_str) == Some(GRPC_ECHO_ENV));
-    PodSpec { replicas, grpc }
+        .collect()
 }
 
-/// One echo pod: the upstream echo's HTTP/1.1 and h2c servers sharing what they remember, or a
-/// gRPC echo.
+/// The first volume of the pod that mounts an object of this kind (`secret` → `secretName`,
+/// `configMap` → `name`).
+fn volume_source(pod: Option<&Value>, source: &str, name_field: &str) -> Option<String> {
+    let volumes = pod?.get("volumes")?.as_sequence()?;
+    volumes
+        .iter()
+        .find_map(|v| v.get(source)?.get(name_field)?.as_str())
+        .map(str::to_string)
+}
+
+/// How an app's pods run. They serve HTTPS when the Deployment gives the echo a certificate or
+/// exposes port 8443, or when `served_on_tls_port` (some Service sends them to target port 8443,
+/// which only the HTTPS server listens on upstream).
+fn pod_spec(objects: &[Object], app: &(String, String), served_on_tls_port: bool) -> PodSpec {
+    let deployment = objects
+        .iter()
+        .find(|o| o.kind == "Deployment" && o.namespace == app.0 && o.name == app.1);
+    let replicas = match deployment {
+        None => REPLICAS,
+        Some(d) => d
+            .value
+            .get("spec")
+            .and_then(|s| s.get("replicas"))
+            .and_then(Value::as_u64)
+            .and_then(|r| usize::try_from(r).ok())
+            .unwrap_or(1),
+    };
+    let pod = deployment.and_then(|d| d.value.get("spec")?.get("template")?.get("spec"));
+    let containers = pod.map(|p| items(&[p], "containers")).unwrap_or_default();
+    let env: BTreeSet<&str> = items(&containers, "env")
+        .into_iter()
+        .filter_map(|e| e.get("name").and_then(Value::as_str))
+        .collect();
+    let exposes_tls_port = items(&containers, "ports")
+        .into_iter()
+        .any(|p| p.get("containerPort").and_then(Value::as_u64) == Some(TLS_TARGET_PORT));
+    let grpc = env.contains(GRPC_ECHO_ENV);
+    // The upstream echo serves HTTPS when given a certificate; the gRPC echo never does here.
+    let https = (!grpc && (env.contains(TLS_CERT_ENV) || exposes_tls_port || served_on_tls_port))
+        .then(|| HttpsSpec {
+            secret: volume_source(pod, "secret", "secretName")
+                .unwrap_or_else(|| DEFAULT_TLS_SECRET.to_string()),
+            client_ca: env
+                .contains(TLS_CLIENT_CA_ENV)
+                .then(|| volume_source(pod, "configMap", "name"))
+                .flatten(),
+        });
+    PodSpec {
+        replicas,
+        grpc,
+        https,
+    }
+}
+
+/// A key of a Secret's `data`, decoded.
+fn secret_data(objects: &[Object], id: &str, key: &str) -> Result<Vec<u8>, String> {
+    let o = objects
+        .iter()
+        .find(|o| o.kind == "Secret" && o.id() == id)
+        .ok_or_else(|| format!("no Secret {id}"))?;
+    let b64 = o
+        .value
+        .get("data")
+        .and_then(|d| d.get(key))
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("Secret {id} has no data {key:?}"))?;
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| format!("Secret {id} data {key:?}: {e}"))
+}
+
+/// A key of a ConfigMap's `data`.
+fn config_map_data(objects: &[Object], id: &str, key: &str) -> Result<String, String> {
+    objects
+        .iter()
+        .find(|o| o.kind == "ConfigMap" && o.id() == id)
+        .ok_or_else(|| format!("no ConfigMap {id}"))?
+        .value
+        .get("data")
+        .and_then(|d| d.get(key))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| format!("ConfigMap {id} has no data {key:?}"))
+}
+
+/// `{{ConfigMap namespace/name key}}`: the ConfigMap value it stands for.
+fn copy_source(value: &str) -> Option<(&str, &str)> {
+    value
+        .strip_prefix("{{ConfigMap ")?
+        .strip_suffix("}}")?
+        .trim()
+        .split_once(' ')
+}
+
+/// Replace each ConfigMap value written `{{ConfigMap namespace/name key}}` with that key of the
+/// named ConfigMap: upstream tests copy generated CA data into ConfigMaps they create, and that
+/// data only exists once this run has generated it.
+fn fill_copies(objects: &mut [Object]) -> Result<(), String> {
+    let mut fills = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        if o.kind != "ConfigMap" {
+            continue;
+        }
+        let Some(data) = o.value.get("data").and_then(Value::as_mapping) else {
+            continue;
+        };
+        for (key, value) in data {
+            if let Some((id, from_key)) = value.as_str().and_then(copy_source) {
+                let copied = config_map_data(objects, id, from_key)
+                    .map_err(|e| format!("ConfigMap {}: {e}", o.id()))?;
+                fills.push((i, key.clone(), copied));
+            }
+        }
+    }
+    for (i, key, copied) in fills {
+        if let Some(data) = objects[i]
+            .value
+            .get_mut("data")
+            .and_then(Value::as_mapping_mut)
+        {
+            data.insert(key, Value::String(copied));
+        }
+    }
+    Ok(())
+}
+
+/// The TLS settings of an HTTPS echo in namespace `ns`, from what its pod mounts.
+fn https_config(
+    objects: &[Object],
+    ns: &str,
+    spec: &HttpsSpec,
+) -> Result<Arc<rustls::ServerConfig>, String> {
+    let secret = format!("{ns}/{}", spec.secret);
+    let text =
+        |key| secret_data(objects, &secret, key).map(|b| String::from_utf8_lossy(&b).into_owned());
+    let cert = Issued {
+        cert_pem: text("tls.crt")?,
+        key_pem: text("tls.key")?,
+    };
+    let client_ca = match &spec.client_ca {
+        Some(cm) => Some(config_map_data(objects, &format!("{ns}/{cm}"), "ca.crt")?),
+        None => None,
+    };
+    tls::server_config(&cert, client_ca.as_deref())
+        .map_err(|e| format!("HTTPS echo with Secret {secret}: {e}"))
+}
+
+/// One echo pod: the upstream echo's HTTP/1.1, h2c and (when given a certificate) HTTPS servers
+/// sharing what they remember, or a gRPC echo.
 pub enum Pod {
     /// The HTTP echo.
     Http {
@@ -208,6 +358,8 @@ pub enum Pod {
         http: EchoServer,
         /// h2c-only server, target port 3001.
         h2c: EchoServer,
+        /// HTTPS server (HTTP/1.1 or HTTP/2 by ALPN), target port 8443.
+        https: Option<EchoServer>,
     },
     /// The gRPC echo (h2c).
     Grpc(GrpcEchoServer),
@@ -218,6 +370,9 @@ impl Pod {
     fn addr_for(&self, target_port: Option<u64>) -> SocketAddr {
         match self {
             Pod::Http { h2c, .. } if target_port == Some(H2C_TARGET_PORT) => h2c.addr,
+            Pod::Http {
+                https: Some(https), ..
+            } if target_port == Some(TLS_TARGET_PORT) => https.addr,
             Pod::Http { http, .. } => http.addr,
             Pod::Grpc(g) => g.addr,
         }
@@ -264,12 +419,13 @@ impl World {
         case: &[Value],
         endpoints: &BTreeMap<String, String>,
     ) -> Result<(), String> {
-        let objects = base
+        let mut objects = base
             .iter()
             .chain(case)
             .cloned()
             .map(Object::new)
             .collect::<Result<Vec<_>, _>>()?;
+        fill_copies(&mut objects)?;
         let mut seen = BTreeSet::new();
         for o in &objects {
             if !seen.insert((o.kind.clone(), o.id())) {
@@ -295,10 +451,15 @@ impl World {
             text.push_str("---\n");
             text.push_str(&serde_yaml_ng::to_string(&o.value).map_err(|e| e.to_string())?);
         }
+        let served_on_tls_port: BTreeSet<&(String, String)> = services
+            .iter()
+            .filter(|s| s.ports.iter().any(|(_, t)| *t == Some(TLS_TARGET_PORT)))
+            .filter_map(|s| s.app.as_ref())
+            .collect();
         for svc in &services {
             let Some(app) = &svc.app else { continue };
-            let spec = pod_spec(&objects, app);
-            let pods = self.pods_of(app, spec).await?;
+            let spec = pod_spec(&objects, app, served_on_tls_port.contains(app));
+            let pods = self.pods_of(app, &spec, &objects).await?;
             for (i, pod) in pods.iter().enumerate() {
                 text.push_str("---\n");
                 text.push_str(&endpoint_slice(svc, i, pod)?);
@@ -309,10 +470,20 @@ impl World {
         Ok(())
     }
 
-    /// The pods of an app, started on first use.
-    async fn pods_of(&mut self, app: &(String, String), spec: PodSpec) -> Result<&[Pod], String> {
+    /// The pods of an app, started on first use (an HTTPS echo with what its pod mounts from
+    /// `objects`).
+    async fn pods_of(
+        &mut self,
+        app: &(String, String),
+        spec: &PodSpec,
+        objects: &[Object],
+    ) -> Result<&[Pod], String> {
         if !self.pods.contains_key(app) {
             let (ns, name) = app;
+            let https_config = match &spec.https {
+                Some(h) => Some(https_config(objects, ns, h)?),
+                None => None,
+            };
             let mut pods = Vec::with_capacity(spec.replicas);
             for i in 0..spec.replicas {
                 let identity = EchoIdentity::new(ns, name, format!("{name}-{POD_HASH}-{i}"));
@@ -330,10 +501,23 @@ impl World {
                     )
                     .await
                     .map_err(failed)?;
-                    let h2c = EchoServer::start_with(any, identity, Protocols::H2c, memory)
-                        .await
-                        .map_err(failed)?;
-                    Pod::Http { http, h2c }
+                    let h2c = EchoServer::start_with(
+                        any,
+                        identity.clone(),
+                        Protocols::H2c,
+                        memory.clone(),
+                    )
+                    .await
+                    .map_err(failed)?;
+                    let https = match &https_config {
+                        Some(c) => Some(
+                            EchoServer::start_tls(any, identity, c.clone(), memory)
+                                .await
+                                .map_err(failed)?,
+                        ),
+                        None => None,
+                    };
+                    Pod::Http { http, h2c, https }
                 };
                 pods.push(pod);
             }
@@ -353,6 +537,11 @@ impl World {
     /// The object of this kind and `namespace/name` (or `name` if cluster-scoped).
     pub fn object(&self, kind: &str, id: &str) -> Option<&Object> {
         self.objects.iter().find(|o| o.kind == kind && o.id() == id)
+    }
+
+    /// A key of the `data` of Secret `namespace/name`, decoded.
+    pub fn secret_data(&self, id: &str, key: &str) -> Result<Vec<u8>, String> {
+        secret_data(&self.objects, id, key)
     }
 
     /// The Gateways in a namespace.

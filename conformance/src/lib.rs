@@ -4,3 +4,4 @@ pub mod echo;
 pub mod grpc_echo;
 pub mod pki;
 pub mod report;
+pub mod tcp_echo;

@@ -15,6 +15,8 @@ mod client;
 mod fixtures;
 #[path = "conformance/listener_sets.rs"]
 mod listener_sets;
+#[path = "conformance/streams.rs"]
+mod streams;
 #[path = "conformance/traffic.rs"]
 mod traffic;
 #[path = "conformance/world.rs"]
@@ -190,6 +192,16 @@ async fn run_case(base: &[Value], case: &Case) -> CaseRun {
                 run.failures.push(format!("{label}: {what}: {e}"));
             }
         }
+        for c in &step.streams {
+            let what = streams::describe(c, &default_gw);
+            if let Some(reason) = &c.skip {
+                run.skipped.push(format!("{label}: {what}: {reason}"));
+                continue;
+            }
+            if let Err(e) = streams::stream(gw, &world, &default_gw, c).await {
+                run.failures.push(format!("{label}: {what}: {e}"));
+            }
+        }
         for m in &step.mirror_shares {
             let what = format!("mirrored share of {} to {}", m.path, m.mirror);
             if let Some(reason) = &m.skip {
@@ -325,6 +337,7 @@ async fn gateway_api_conformance_cases() {
             && case.distributions.is_empty()
             && case.grpc.is_empty()
             && case.mirror_shares.is_empty()
+            && case.streams.is_empty()
             && case.steps.is_empty();
         if case.skip.is_none() && checks_nothing {
             run.failures

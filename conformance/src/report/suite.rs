@@ -11,6 +11,8 @@ const GW: &str = "Gateway";
 const HR: &str = "HTTPRoute";
 const RG: &str = "ReferenceGrant";
 const GR: &str = "GRPCRoute";
+const TR: &str = "TLSRoute";
+const LS: &str = "ListenerSet";
 
 /// The Gateway extended features of v1.6.1 (in both profiles), sorted.
 pub const GATEWAY_EXTENDED: [&str; 10] = [
@@ -59,6 +61,9 @@ pub const HTTPROUTE_EXTENDED: [&str; 26] = [
 /// BackendTLSPolicy's features, counted as extended in GATEWAY-HTTP.
 pub const BACKEND_TLS: [&str; 2] = ["BackendTLSPolicy", "BackendTLSPolicySANValidation"];
 
+/// TLSRoute's extended features (GATEWAY-TLS).
+pub const TLSROUTE_EXTENDED: [&str; 2] = ["TLSRouteModeMixed", "TLSRouteModeTerminate"];
+
 /// Features of no profile that a v1.6.1 test still names (the test runs, but counts nowhere).
 pub const PROFILELESS: [&str; 1] = ["GRPCRouteNamedRouteRule"];
 
@@ -105,7 +110,7 @@ impl Profile {
 }
 
 /// The profiles the report covers, in report order.
-pub const PROFILES: [Profile; 2] = [
+pub const PROFILES: [Profile; 3] = [
     Profile {
         name: "GATEWAY-HTTP",
         core: &[GW, RG, HR],
@@ -115,6 +120,11 @@ pub const PROFILES: [Profile; 2] = [
         name: "GATEWAY-GRPC",
         core: &[GW, RG, GR],
         extended: &[&GATEWAY_EXTENDED],
+    },
+    Profile {
+        name: "GATEWAY-TLS",
+        core: &[GW, RG, TR],
+        extended: &[&GATEWAY_EXTENDED, &TLSROUTE_EXTENDED],
     },
 ];
 
@@ -130,6 +140,9 @@ pub struct UpstreamTest {
     /// `None`: part of [`GATEWAY_API_VERSION`]; `Some(release)`: a newer test (e.g. from the
     /// upstream main branch) that only backs feature claims and counts in no statistics.
     pub newer: Option<&'static str>,
+    /// Upstream skips this test for implementations that support this feature (it checks how
+    /// the unsupported case is refused): skipped here, it does not hold back any claim.
+    pub skipped_if_supported: Option<&'static str>,
 }
 
 const fn t(name: &'static str, features: &'static [&'static str]) -> UpstreamTest {
@@ -138,6 +151,22 @@ const fn t(name: &'static str, features: &'static [&'static str]) -> UpstreamTes
         features,
         provisional: false,
         newer: None,
+        skipped_if_supported: None,
+    }
+}
+
+/// A test upstream runs only for implementations without `feature`.
+const fn unless(
+    name: &'static str,
+    features: &'static [&'static str],
+    feature: &'static str,
+) -> UpstreamTest {
+    UpstreamTest {
+        name,
+        features,
+        provisional: false,
+        newer: None,
+        skipped_if_supported: Some(feature),
     }
 }
 
@@ -147,6 +176,7 @@ const fn provisional(name: &'static str, features: &'static [&'static str]) -> U
         features,
         provisional: true,
         newer: None,
+        skipped_if_supported: None,
     }
 }
 
@@ -156,10 +186,11 @@ const fn newer(name: &'static str, features: &'static [&'static str]) -> Upstrea
         features,
         provisional: false,
         newer: Some("main (after v1.6.1)"),
+        skipped_if_supported: None,
     }
 }
 
-/// Every v1.6.1 test of GATEWAY-HTTP and GATEWAY-GRPC (plus GRPCRouteNamedRule, a gRPC test of no
+/// Every v1.6.1 test of GATEWAY-HTTP, GATEWAY-GRPC and GATEWAY-TLS (plus GRPCRouteNamedRule, a gRPC test of no
 /// profile), and the newer tests whose cases back feature claims: each needs exactly one case.
 pub const UPSTREAM_TESTS: &[UpstreamTest] = &[
     // Core, Gateway only (both profiles).
@@ -405,6 +436,40 @@ pub const UPSTREAM_TESTS: &[UpstreamTest] = &[
         "HTTPRouteTimeoutRequest",
         &[GW, HR, "HTTPRouteRequestTimeout"],
     ),
+    // GATEWAY-TLS: TLSRoute.
+    t("TLSRouteSimpleSameNamespace", &[GW, TR]),
+    t("TLSRouteHostnameIntersection", &[GW, TR]),
+    t("TLSRouteInvalidBackendRefNonexistent", &[GW, TR]),
+    t("TLSRouteInvalidBackendRefUnknownKind", &[GW, TR]),
+    t("TLSRouteInvalidNoMatchingListenerHostname", &[GW, TR]),
+    t("TLSRouteInvalidNoMatchingListener", &[GW, TR]),
+    t("TLSRouteInvalidReferenceGrant", &[GW, TR, RG]),
+    t("TLSRouteListenerPassthroughSupportedKinds", &[GW, TR]),
+    unless(
+        "TLSRouteListenerTerminateNotSupported",
+        &[GW, TR],
+        "TLSRouteModeTerminate",
+    ),
+    t(
+        "TLSRouteListenerTerminateSupportedKinds",
+        &[GW, TR, "TLSRouteModeTerminate"],
+    ),
+    unless(
+        "TLSRouteListenerMixedTerminationNotSupported",
+        &[GW, TR, "TLSRouteModeTerminate"],
+        "TLSRouteModeMixed",
+    ),
+    provisional(
+        "TLSRouteTerminateSimpleSameNamespace",
+        &[GW, TR, "TLSRouteModeTerminate"],
+    ),
+    provisional(
+        "TLSRouteMixedTerminationSameNamespace",
+        &[GW, TR, "TLSRouteModeTerminate", "TLSRouteModeMixed"],
+    ),
+    // Across profiles: counted in none, run because every feature is supported.
+    t("HTTPRouteDisallowedKind", &[GW, HR, TR]),
+    t("ListenerSetAllowedRoutesSupportedKinds", &[GW, LS, TR]),
     // Newer than v1.6.1: the only tests of two v1.6.1 retry features.
     newer(
         "HTTPRouteRetryConnectionError",
@@ -430,7 +495,7 @@ pub fn upstream_test(name: &str) -> Option<&'static UpstreamTest> {
 
 /// Whether a feature name is known to the report (core, extended or profile-less).
 pub fn is_known_feature(feature: &str) -> bool {
-    [GW, HR, RG, GR].contains(&feature)
+    [GW, HR, RG, GR, TR].contains(&feature)
         || PROFILELESS.contains(&feature)
         || PROFILES.iter().any(|p| p.is_extended(feature))
 }

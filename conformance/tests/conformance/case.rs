@@ -44,6 +44,9 @@ pub struct Case {
     /// Mirrored shares measured after the requests.
     #[serde(default)]
     pub mirror_shares: Vec<MirrorShare>,
+    /// TLS connections carrying the TCP echo's line protocol (TLSRoute).
+    #[serde(default)]
+    pub streams: Vec<StreamCheck>,
     /// Later versions of the manifests, each with its own expectations.
     #[serde(default)]
     pub steps: Vec<Step>,
@@ -77,6 +80,42 @@ pub struct Step {
     /// Mirrored shares.
     #[serde(default)]
     pub mirror_shares: Vec<MirrorShare>,
+    /// TLS streams.
+    #[serde(default)]
+    pub streams: Vec<StreamCheck>,
+}
+
+/// A TLS connection to the gateway with a server name: refused (closed or reset, no TLS alert),
+/// or answered by the TCP echo of the expected backend, whose own connection is or is not TLS.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StreamCheck {
+    /// Set: not made, and why.
+    #[serde(default)]
+    pub skip: Option<String>,
+    /// Gateway (default as for requests).
+    #[serde(default)]
+    pub gateway: Option<String>,
+    /// Gateway port as configured (default: its first listener's).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The TLS server name the client sends (and verifies the certificate against).
+    pub sni: String,
+    /// The gateway must close the connection before any TLS answer.
+    #[serde(default)]
+    pub rejected: bool,
+    /// The answering pod's name starts with `<backend>-`.
+    #[serde(default)]
+    pub backend: Option<String>,
+    /// The answering pod's namespace.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Whether the backend's own connection is TLS (`IS_TLS`).
+    #[serde(default)]
+    pub backend_tls: Option<bool>,
+    /// The SNI the backend received.
+    #[serde(default)]
+    pub backend_sni: Option<String>,
 }
 
 impl Case {
@@ -91,6 +130,7 @@ impl Case {
             distributions: self.distributions.clone(),
             grpc: self.grpc.clone(),
             mirror_shares: self.mirror_shares.clone(),
+            streams: self.streams.clone(),
         }];
         out.extend(self.steps.iter().cloned());
         out
@@ -176,6 +216,9 @@ pub struct AcceptedCheck {
 pub struct RouteConditionCheck {
     /// `namespace/name`.
     pub route: String,
+    /// The route's kind (default `HTTPRoute`).
+    #[serde(default)]
+    pub route_kind: Option<String>,
     /// `namespace/name`.
     pub gateway: String,
     /// Condition type.

@@ -410,7 +410,8 @@ fn accepted(ctx: &Ctx<'_>, c: &AcceptedCheck) -> Outcome {
 /// HTTPRouteMustHaveCondition.
 fn route_condition(ctx: &Ctx<'_>, c: &RouteConditionCheck) -> Outcome {
     let want = cond(&c.kind, &c.status, &c.reason);
-    parent_condition(ctx, ("HTTPRoute", &c.route), &c.gateway, &want)
+    let kind = c.route_kind.as_deref().unwrap_or("HTTPRoute");
+    parent_condition(ctx, (kind, &c.route), &c.gateway, &want)
 }
 
 /// BackendTLSPolicyMustHaveCondition: the policy's ancestors are the Gateways whose routes use

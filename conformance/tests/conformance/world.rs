@@ -10,6 +10,7 @@ use std::sync::Arc;
 use waygate_conformance::echo::{EchoIdentity, EchoServer, PodMemory, Protocols, tls};
 use waygate_conformance::grpc_echo::GrpcEchoServer;
 use waygate_conformance::pki::Issued;
+use waygate_conformance::tcp_echo::TcpEchoServer;
 
 /// Replicas of an app without a Deployment, as most upstream base Deployments run.
 const REPLICAS: usize = 2;
@@ -20,6 +21,8 @@ const H2C_TARGET_PORT: u64 = 3001;
 const TLS_TARGET_PORT: u64 = 8443;
 /// The environment variable that turns the upstream echo image into the gRPC echo.
 const GRPC_ECHO_ENV: &str = "GRPC_ECHO_SERVER";
+/// The environment variable that turns the upstream echo image into the TCP echo.
+const TCP_ECHO_ENV: &str = "TCP_ECHO_SERVER";
 /// The environment variable that gives the upstream echo its HTTPS certificate.
 const TLS_CERT_ENV: &str = "TLS_SERVER_CERT";
 /// The environment variable that makes the upstream echo ask for (and verify) client
@@ -181,6 +184,8 @@ fn service_ports(o: &Object, endpoints: &BTreeMap<String, String>) -> ServicePor
 struct PodSpec {
     replicas: usize,
     grpc: bool,
+    /// The TCP echo (plain on 3000, TLS on 8443 with the HTTPS certificate).
+    tcp: bool,
     /// Set: the pods also serve HTTPS on target port 8443.
     https: Option<HttpsSpec>,
 }
@@ -239,6 +244,7 @@ fn pod_spec(objects: &[Object], app: &(String, String), served_on_tls_port: bool
         .into_iter()
         .any(|p| p.get("containerPort").and_then(Value::as_u64) == Some(TLS_TARGET_PORT));
     let grpc = env.contains(GRPC_ECHO_ENV);
+    let tcp = env.contains(TCP_ECHO_ENV);
     // The upstream echo serves HTTPS when given a certificate; the gRPC echo never does here.
     let https = (!grpc && (env.contains(TLS_CERT_ENV) || exposes_tls_port || served_on_tls_port))
         .then(|| HttpsSpec {
@@ -252,6 +258,7 @@ fn pod_spec(objects: &[Object], app: &(String, String), served_on_tls_port: bool
     PodSpec {
         replicas,
         grpc,
+        tcp,
         https,
     }
 }
@@ -349,6 +356,13 @@ fn https_config(
         .map_err(|e| format!("HTTPS echo with Secret {secret}: {e}"))
 }
 
+/// The HTTPS echo's TLS settings without ALPN: the TCP echo speaks its own line protocol.
+fn tls_only(c: &Arc<rustls::ServerConfig>) -> Arc<rustls::ServerConfig> {
+    let mut c = (**c).clone();
+    c.alpn_protocols.clear();
+    Arc::new(c)
+}
+
 /// One echo pod: the upstream echo's HTTP/1.1, h2c and (when given a certificate) HTTPS servers
 /// sharing what they remember, or a gRPC echo.
 pub enum Pod {
@@ -363,6 +377,13 @@ pub enum Pod {
     },
     /// The gRPC echo (h2c).
     Grpc(GrpcEchoServer),
+    /// The TCP echo: plain on target port 3000, TLS on 8443.
+    Tcp {
+        /// Plain.
+        plain: TcpEchoServer,
+        /// TLS (with the pod's certificate).
+        tls: Option<TcpEchoServer>,
+    },
 }
 
 impl Pod {
@@ -375,6 +396,8 @@ impl Pod {
             } if target_port == Some(TLS_TARGET_PORT) => https.addr,
             Pod::Http { http, .. } => http.addr,
             Pod::Grpc(g) => g.addr,
+            Pod::Tcp { tls: Some(t), .. } if target_port == Some(TLS_TARGET_PORT) => t.addr,
+            Pod::Tcp { plain, .. } => plain.addr,
         }
     }
 
@@ -382,7 +405,7 @@ impl Pod {
     pub fn served(&self) -> Vec<String> {
         match self {
             Pod::Http { http, .. } => http.served(),
-            Pod::Grpc(_) => Vec::new(),
+            Pod::Grpc(_) | Pod::Tcp { .. } => Vec::new(),
         }
     }
 }
@@ -491,6 +514,19 @@ impl World {
                 let failed = |e: std::io::Error| format!("echo pod for {ns}/{name}: {e}");
                 let pod = if spec.grpc {
                     Pod::Grpc(GrpcEchoServer::start(any, identity).await.map_err(failed)?)
+                } else if spec.tcp {
+                    let plain = TcpEchoServer::start(any, identity.clone(), None)
+                        .await
+                        .map_err(failed)?;
+                    let tls = match &https_config {
+                        Some(c) => Some(
+                            TcpEchoServer::start(any, identity, Some(tls_only(c)))
+                                .await
+                                .map_err(failed)?,
+                        ),
+                        None => None,
+                    };
+                    Pod::Tcp { plain, tls }
                 } else {
                     let memory = PodMemory::new();
                     let http = EchoServer::start_with(

@@ -116,6 +116,20 @@ pub struct ObjectStatus {
     /// ListenerSets accepted onto this Gateway (Gateways only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attached_listener_sets: Option<u32>,
+    /// Where a Gateway is reachable (`status.addresses`), filled in by the data plane, which
+    /// knows what it bound.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<StatusAddress>,
+}
+
+/// One `status.addresses` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusAddress {
+    /// `IPAddress` or `Hostname`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The address.
+    pub value: String,
 }
 
 impl ObjectStatus {
@@ -130,6 +144,7 @@ impl ObjectStatus {
             parents: Vec::new(),
             listeners: Vec::new(),
             attached_listener_sets: None,
+            addresses: Vec::new(),
         }
     }
 }

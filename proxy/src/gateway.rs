@@ -92,6 +92,7 @@ impl Gateway {
         let state = SharedState::new();
         let listeners = Arc::new(ListenerManager::new(options.bind.clone(), state.clone()));
         let failures = listeners.reconcile(&snapshot).await;
+        let report = with_addresses(report, &options.bind);
         state.publish(snapshot, with_config_status(report, &options.source, None));
         record_bind_failures(&state, &failures);
         let mut tasks = Vec::new();
@@ -127,6 +128,7 @@ impl Gateway {
                 // Bind new sockets before requests can be routed to them; close removed ones after.
                 let failures = self.listeners.reconcile(&snapshot).await;
                 tracing::info!(routes = snapshot.route_count(), "config reloaded");
+                let report = with_addresses(report, &self.options.bind);
                 self.state.publish(
                     snapshot,
                     with_config_status(report, &self.options.source, None),
@@ -172,6 +174,24 @@ impl Drop for Gateway {
 }
 
 /// Put the config's own load state first in the status list, so `/status` shows a refused reload.
+/// Every Gateway is reachable on the bound IP (an unspecified `--bind` such as `0.0.0.0` names
+/// no single address, so none is reported then).
+fn with_addresses(mut report: StatusReport, bind: &BindPlan) -> StatusReport {
+    let ip = match bind {
+        BindPlan::Address(ip) | BindPlan::Ephemeral(ip) => *ip,
+    };
+    if ip.is_unspecified() {
+        return report;
+    }
+    for o in report.objects.iter_mut().filter(|o| o.kind == "Gateway") {
+        o.addresses = vec![waygate_config::status::StatusAddress {
+            kind: "IPAddress".into(),
+            value: ip.to_string(),
+        }];
+    }
+    report
+}
+
 fn with_config_status(
     mut report: StatusReport,
     source: &ConfigSource,

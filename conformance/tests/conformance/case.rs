@@ -188,6 +188,10 @@ pub struct Check {
     /// The ListenerSet's listener statuses.
     #[serde(default)]
     pub listener_set_listeners: Option<ls::ListenersCheck>,
+    /// `namespace/gateway/listener`: the Gateway's `status.addresses` has an IP address, and the
+    /// listener is reachable there (`WaitForGatewayAddress`).
+    #[serde(default)]
+    pub gateway_address: Option<String>,
     /// The BackendTLSPolicy's ancestor entry for the Gateway has the condition.
     #[serde(default)]
     pub policy_condition: Option<PolicyConditionCheck>,
@@ -684,6 +688,7 @@ impl Check {
         add(self.route_parents.is_some(), "routeParents");
         add(self.no_accepted_parents.is_some(), "noAcceptedParents");
         add(self.zero_routes.is_some(), "zeroRoutes");
+        add(self.gateway_address.is_some(), "gatewayAddress");
         add(self.listeners.is_some(), "listeners");
         add(self.gateway_condition.is_some(), "gatewayCondition");
         add(self.latest.is_some(), "latest");

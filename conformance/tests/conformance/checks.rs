@@ -53,6 +53,9 @@ pub fn run(ctx: &Ctx<'_>, check: &Check) -> Outcome {
     if let Some(g) = &check.zero_routes {
         return zero_routes(ctx, g);
     }
+    if let Some(g) = &check.gateway_address {
+        return gateway_address(ctx, g);
+    }
     if let Some(c) = &check.listeners {
         return listeners(ctx, c);
     }
@@ -105,6 +108,9 @@ pub fn describe(check: &Check) -> String {
     }
     if let Some(g) = &check.zero_routes {
         return format!("zeroRoutes {g}");
+    }
+    if let Some(g) = &check.gateway_address {
+        return format!("gatewayAddress {g}");
     }
     if let Some(c) = &check.listeners {
         return format!("listeners {}", c.gateway);
@@ -522,6 +528,37 @@ fn no_accepted_parents(ctx: &Ctx<'_>, route: &str) -> Outcome {
 }
 
 /// GatewayMustHaveZeroRoutes.
+/// WaitForGatewayAddress: the first `status.addresses` entry is an IP, and the listener's port
+/// is served on it.
+fn gateway_address(ctx: &Ctx<'_>, which: &str) -> Outcome {
+    let (gateway, listener) = which
+        .rsplit_once('/')
+        .ok_or_else(|| format!("{which:?} is not namespace/gateway/listener"))?;
+    let s = status(ctx, "Gateway", gateway)?;
+    let a = s
+        .addresses
+        .first()
+        .ok_or_else(|| format!("Gateway {gateway} has no status.addresses"))?;
+    let ip: std::net::IpAddr = a
+        .value
+        .parse()
+        .map_err(|_| format!("status address {:?} is not an IP", a.value))?;
+    if a.kind != "IPAddress" {
+        return Err(format!("status address type {:?}, want IPAddress", a.kind));
+    }
+    let port = listener_port(ctx.world, gateway, listener)
+        .ok_or_else(|| format!("Gateway {gateway} has no listener {listener}"))?;
+    let (ns, name) = split(gateway)?;
+    let bound = ctx
+        .gateway
+        .bound_addr(&NsName::new(ns, name), port)
+        .ok_or_else(|| format!("Gateway {gateway} port {port} is not bound"))?;
+    if bound.ip() != ip {
+        return Err(format!("listener bound on {bound}, status says {ip}"));
+    }
+    Ok(())
+}
+
 fn zero_routes(ctx: &Ctx<'_>, gateway: &str) -> Outcome {
     let s = status(ctx, "Gateway", gateway)?;
     at_generation(

@@ -49,6 +49,28 @@ pub fn root_store(pem: &[u8]) -> Result<Arc<RootCertStore>, String> {
     Ok(Arc::new(store))
 }
 
+/// The subject alternative names of a DER certificate: its URIs and its DNS names, in order.
+/// Both are empty when the certificate cannot be read.
+pub fn subject_alt_names(der: &[u8]) -> (Vec<String>, Vec<String>) {
+    use x509_parser::extensions::GeneralName;
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (mut uris, mut dns) = (Vec::new(), Vec::new());
+    let Ok((_, cert)) = X509Certificate::from_der(der) else {
+        return (uris, dns);
+    };
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return (uris, dns);
+    };
+    for name in &san.value.general_names {
+        match name {
+            GeneralName::URI(u) => uris.push(u.to_string()),
+            GeneralName::DNSName(d) => dns.push(d.to_string()),
+            _ => {}
+        }
+    }
+    (uris, dns)
+}
+
 /// A certificate and key the proxy presents, with the object it came from.
 #[derive(Clone, Serialize)]
 pub struct ServerCert {

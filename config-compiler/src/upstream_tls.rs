@@ -33,8 +33,10 @@ pub enum Trust {
     SkipVerify,
 }
 
-/// What to build an upstream TLS config from.
-pub struct UpstreamTlsSpec {
+/// A cluster's upstream TLS settings, as configured.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamTlsSettings {
     /// The object it comes from, for logs (`BackendTLSPolicy ns/name`).
     pub source: String,
     /// SNI; `None` sends the request's Host.
@@ -51,16 +53,9 @@ pub struct UpstreamTlsSpec {
 #[derive(Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UpstreamTls {
-    /// The object it comes from.
-    pub source: String,
-    /// SNI; `None` sends the request's Host.
-    pub sni: Option<String>,
-    /// Trust, as configured.
-    pub trust: Trust,
-    /// Names the certificate must carry.
-    pub subject_alt_names: Vec<SanMatch>,
-    /// The client certificate presented, if any.
-    pub client_cert: Option<ServerCert>,
+    /// The settings it was built from.
+    #[serde(flatten)]
+    pub settings: UpstreamTlsSettings,
     /// Separates pooled connections of different settings (Pingora's pool key ignores them).
     pub fingerprint: u64,
     /// Offering `http/1.1`.
@@ -78,10 +73,7 @@ pub struct UpstreamTls {
 impl fmt::Debug for UpstreamTls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UpstreamTls")
-            .field("source", &self.source)
-            .field("sni", &self.sni)
-            .field("trust", &self.trust)
-            .field("subject_alt_names", &self.subject_alt_names)
+            .field("settings", &self.settings)
             .finish()
     }
 }
@@ -108,7 +100,7 @@ fn system_roots() -> Result<Arc<rustls::RootCertStore>, String> {
 
 impl UpstreamTls {
     /// Build the client configs; errors name what could not be used.
-    pub fn build(spec: UpstreamTlsSpec) -> Result<Self, String> {
+    pub fn build(spec: UpstreamTlsSettings) -> Result<Self, String> {
         let verifier: Arc<dyn ServerCertVerifier> = match &spec.trust {
             Trust::SkipVerify => Arc::new(NoVerify(provider())),
             Trust::Anchors(a) => Arc::new(BackendVerifier::new(
@@ -153,11 +145,7 @@ impl UpstreamTls {
             }
         }
         Ok(Self {
-            source: spec.source,
-            sni: spec.sni,
-            trust: spec.trust,
-            subject_alt_names: spec.subject_alt_names,
-            client_cert: spec.client_cert,
+            settings: spec,
             data_plane: OnceLock::new(),
             // Zero stays "no TLS".
             fingerprint: hasher.finish() | 1,
@@ -211,26 +199,6 @@ fn is_name_error(e: &rustls::Error) -> bool {
     )
 }
 
-/// URI SANs of a certificate.
-fn uri_sans(der: &[u8]) -> Vec<String> {
-    use x509_parser::extensions::GeneralName;
-    use x509_parser::prelude::{FromDer, X509Certificate};
-    let Ok((_, cert)) = X509Certificate::from_der(der) else {
-        return Vec::new();
-    };
-    let Ok(Some(san)) = cert.subject_alternative_name() else {
-        return Vec::new();
-    };
-    san.value
-        .general_names
-        .iter()
-        .filter_map(|n| match n {
-            GeneralName::URI(u) => Some(u.to_string()),
-            _ => None,
-        })
-        .collect()
-}
-
 impl ServerCertVerifier for BackendVerifier {
     fn verify_server_cert(
         &self,
@@ -253,7 +221,7 @@ impl ServerCertVerifier for BackendVerifier {
             Err(e) if is_name_error(&e) => {}
             Err(e) => return Err(e),
         }
-        let uris = uri_sans(end_entity.as_ref());
+        let (uris, _) = crate::tls_material::subject_alt_names(end_entity.as_ref());
         for san in &self.sans {
             let ok = match san {
                 SanMatch::Uri(u) => uris.iter().any(|have| have == u),

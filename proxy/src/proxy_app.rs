@@ -304,7 +304,7 @@ impl ProxyHttp for GatewayProxy {
         }
         if let Some(tls) = &ctx.upstream_tls {
             // [DR-2] the SNI defaults to the Host the upstream will see.
-            let sni = match (&tls.sni, &ctx.upstream_host) {
+            let sni = match (&tls.settings.sni, &ctx.upstream_host) {
                 (Some(s), _) => s.clone(),
                 (None, Some(h)) => normalize_host(h.to_str().unwrap_or("")).into_owned(),
                 (None, None) => {

@@ -11,7 +11,7 @@ use crate::resources::http_route::ParentRef;
 use crate::resources::{BackendTlsPolicy, DestinationRule, NsName, Resources, Sourced};
 use crate::status::{Condition, Conditions, ObjectStatus, ParentStatus};
 use crate::tls_material::{ServerCert, TrustAnchors};
-use crate::upstream_tls::{SanMatch, Trust, UpstreamTls, UpstreamTlsSpec};
+use crate::upstream_tls::{SanMatch, Trust, UpstreamTls, UpstreamTlsSettings};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -186,7 +186,7 @@ pub(super) fn resolve(
             let source = format!("BackendTLSPolicy {}/{}", m.namespace(), m.name);
             let tls = match &p.validation {
                 Err((_, msg)) => Err(format!("{source}: {msg}")),
-                Ok((trust, sans)) => UpstreamTls::build(UpstreamTlsSpec {
+                Ok((trust, sans)) => UpstreamTls::build(UpstreamTlsSettings {
                     source: source.clone(),
                     sni: Some(p.object.object.spec.validation.hostname.clone())
                         .filter(|h| !h.is_empty()),
@@ -420,7 +420,7 @@ fn dr_upstream(
     } else {
         None
     };
-    UpstreamTls::build(UpstreamTlsSpec {
+    UpstreamTls::build(UpstreamTlsSettings {
         source: source.to_string(),
         sni: t.sni.clone(),
         trust,

@@ -133,7 +133,7 @@ fn parses(der: &[u8]) -> bool {
 
 fn native(tls: &UpstreamTls) -> Option<Arc<NativeTls>> {
     let slot = tls.data_plane.get_or_init(|| {
-        let ca = match &tls.trust {
+        let ca = match &tls.settings.trust {
             Trust::Anchors(a) => {
                 let list: Vec<_> = a
                     .certs
@@ -150,7 +150,7 @@ fn native(tls: &UpstreamTls) -> Option<Arc<NativeTls>> {
             }
             Trust::System | Trust::SkipVerify => None,
         };
-        let client = tls.client_cert.as_ref().and_then(|c| {
+        let client = tls.settings.client_cert.as_ref().and_then(|c| {
             let chain: Vec<Vec<u8>> = c.key.cert.iter().map(|d| d.as_ref().to_vec()).collect();
             (!chain.is_empty() && chain.iter().all(|d| parses(d))).then(|| {
                 Arc::new(pingora::utils::tls::CertKey::new(
@@ -174,15 +174,15 @@ pub fn tls_peer(
     sni: String,
     h2: bool,
 ) -> pingora::Result<HttpPeer> {
-    let skip = matches!(tls.trust, Trust::SkipVerify);
+    let skip = matches!(tls.settings.trust, Trust::SkipVerify);
     if sni.is_empty() && !skip {
         // Pingora would skip verification without an SNI; refuse instead.
         return Error::e_explain(
             ErrorType::TLSHandshakeFailure,
-            format!("{}: no SNI to send and verify", tls.source),
+            format!("{}: no SNI to send and verify", tls.settings.source),
         );
     }
-    if !tls.subject_alt_names.is_empty() {
+    if !tls.settings.subject_alt_names.is_empty() {
         let mut peer = HttpPeer::new(addr, false, sni.clone());
         if h2 {
             peer.options.set_http_version(2, 2);
@@ -196,7 +196,7 @@ pub fn tls_peer(
         peer.options.custom_l4 = Some(Arc::new(TlsOrigination::new(
             config,
             sni,
-            tls.source.clone(),
+            tls.settings.source.clone(),
         )));
         return Ok(peer);
     }

@@ -1,9 +1,6 @@
 //! What a terminated TLS connection tells the request path: the SNI the client asked for and
 //! the identity its verified certificate proves.
 
-use x509_parser::extensions::GeneralName;
-use x509_parser::prelude::{FromDer, X509Certificate};
-
 /// Per-connection facts from the TLS handshake, attached to Pingora's SSL digest.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DownstreamTls {
@@ -17,19 +14,8 @@ pub struct DownstreamTls {
 
 /// The identity a certificate (DER) names: the first URI SAN, else the first DNS SAN.
 pub fn certificate_identity(der: &[u8]) -> Option<String> {
-    let (_, cert) = X509Certificate::from_der(der).ok()?;
-    let san = cert.subject_alternative_name().ok()??;
-    let names = &san.value.general_names;
-    let uri = names.iter().find_map(|n| match n {
-        GeneralName::URI(u) => Some(u.to_string()),
-        _ => None,
-    });
-    uri.or_else(|| {
-        names.iter().find_map(|n| match n {
-            GeneralName::DNSName(d) => Some(d.to_string()),
-            _ => None,
-        })
-    })
+    let (uris, dns) = waygate_config::tls_material::subject_alt_names(der);
+    uris.into_iter().chain(dns).next()
 }
 
 /// An AuthorizationPolicy principal from an identity: a SPIFFE ID without its scheme

@@ -515,3 +515,83 @@ spec:
     );
     assert_eq!(route("/other.Svc/Three", &[]), None);
 }
+
+#[test]
+fn http_and_grpc_routes_with_intersecting_hostnames_keep_the_older_gr_3() {
+    // (HTTPRoute created, its hostnames, GRPCRoute created, its hostnames) → (HTTP, gRPC) Accepted.
+    let rows = [
+        (
+            "2024-01-01T00:00:00Z",
+            "[a.example.com]",
+            "2025-01-01T00:00:00Z",
+            "[a.example.com]",
+            ("True", "False"),
+        ),
+        (
+            "2025-01-01T00:00:00Z",
+            "[a.example.com]",
+            "2024-01-01T00:00:00Z",
+            "[\"*.example.com\"]",
+            ("False", "True"),
+        ),
+        // Same age: apps/g sorts before apps/h.
+        (
+            "2024-01-01T00:00:00Z",
+            "[a.example.com]",
+            "2024-01-01T00:00:00Z",
+            "[a.example.com]",
+            ("False", "True"),
+        ),
+        (
+            "2024-01-01T00:00:00Z",
+            "[a.example.com]",
+            "2025-01-01T00:00:00Z",
+            "[b.example.com]",
+            ("True", "True"),
+        ),
+    ];
+    for (i, (h_time, h_hosts, g_time, g_hosts, want)) in rows.into_iter().enumerate() {
+        let text = format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: h, namespace: apps, creationTimestamp: \"{h_time}\", generation: 2}}\nspec:\n  parentRefs: [{{name: gw, namespace: infra, port: 8080}}]\n  hostnames: {h_hosts}\n  rules: [{{backendRefs: [{{name: svc, port: 8080}}]}}]\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {{name: g, namespace: apps, creationTimestamp: \"{g_time}\", generation: 3}}\nspec:\n  parentRefs: [{{name: gw, namespace: infra, port: 8080}}]\n  hostnames: {g_hosts}\n  rules: [{{backendRefs: [{{name: svc, port: 8080}}]}}]\n"
+        );
+        let (snapshot, report) = build(&text);
+        let accepted = |kind: &str, name: &str| {
+            let c = report.find(kind, "apps", name).unwrap().parents[0]
+                .conditions
+                .get("Accepted")
+                .unwrap()
+                .clone();
+            let generation = if kind == "HTTPRoute" { 2 } else { 3 };
+            assert_eq!(c.observed_generation, Some(generation), "row {i}");
+            c.status
+        };
+        assert_eq!(
+            (
+                accepted("HTTPRoute", "h").as_str(),
+                accepted("GRPCRoute", "g").as_str()
+            ),
+            want,
+            "row {i}"
+        );
+        // The loser is not served: a request for a.example.com reaches the winner only.
+        let port = snapshot
+            .port(&waygate_config::NsName::new("infra", "gw"), 8080)
+            .unwrap();
+        let h = http::HeaderMap::new();
+        let post = http::Method::POST;
+        let req = waygate_config::RequestView {
+            method: &post,
+            host: "a.example.com",
+            path: "/pkg.Svc/M",
+            query: None,
+            headers: &h,
+        };
+        let served = port.route(&req).ok().map(|m| m.entry.id.kind);
+        let want_kind = if want.0 == "True" {
+            "HTTPRoute"
+        } else {
+            "GRPCRoute"
+        };
+        assert_eq!(served, Some(want_kind), "row {i}");
+    }
+}

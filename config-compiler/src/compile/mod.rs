@@ -6,6 +6,7 @@ mod clusters;
 mod filters;
 mod gateways;
 mod grpc;
+mod kind_conflicts;
 mod listener_sets;
 mod routes;
 mod rules;
@@ -46,7 +47,8 @@ pub fn compile(resources: &Resources, options: &CompileOptions) -> (Snapshot, St
     report.objects.extend(gateways::class_status(resources));
     let mut gws = gateways::compile_gateways(resources, options, &world, &mut report);
     listener_sets::merge_listener_sets(resources, &world, &mut gws);
-    let route_status = routes::attach_routes(resources, &world, &mut gws, &mut clusters);
+    let mut route_status = routes::attach_routes(resources, &world, &mut gws, &mut clusters);
+    kind_conflicts::resolve(&mut gws, &mut route_status);
 
     let mut snapshot = Snapshot::default();
     for gw in gws {

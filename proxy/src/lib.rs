@@ -14,6 +14,7 @@ pub mod routing;
 pub mod state;
 pub mod tls;
 pub mod tls_route;
+pub mod upgrade;
 
 pub use gateway::{Gateway, GatewayOptions};
 pub use listener::BindPlan;

@@ -302,6 +302,11 @@ impl ProxyHttp for GatewayProxy {
             // Prior knowledge over cleartext, or HTTP/2 offered by ALPN over TLS.
             peer.options.set_http_version(2, 2);
         }
+        if ctx.upstream_tls.is_none() && !ctx.h2c_upstream && session.is_upgrade_req() {
+            // cloudflare/pingora#946: see `upgrade`.
+            peer.group_key = crate::upgrade::UPGRADE_GROUP;
+            peer.options.custom_l4 = Some(Arc::new(crate::upgrade::UpgradeConnector));
+        }
         if let Some(tls) = &ctx.upstream_tls {
             // [DR-2] the SNI defaults to the Host the upstream will see.
             let sni = match (&tls.settings.sni, &ctx.upstream_host) {

@@ -129,6 +129,7 @@ async fn run_case(base: &[Value], case: &Case) -> CaseRun {
                             admin: None,
                             gateways: vec![],
                             watch: false,
+                            identity: None,
                         })
                         .await
                         .map_err(|e| format!("gateway does not start: {e:#}"))?;

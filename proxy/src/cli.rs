@@ -41,6 +41,23 @@ enum Command {
         /// Log one line per request (target `waygate::access`) to stderr.
         #[arg(long)]
         access_log: bool,
+        /// The mesh identity's certificate (PEM; URI SAN spiffe://<trust-domain>/ns/<ns>/sa/<sa>).
+        #[arg(long, requires_all = ["identity_key", "trust_bundle"])]
+        identity_cert: Option<PathBuf>,
+        /// Its private key (PEM).
+        #[arg(long, requires = "identity_cert")]
+        identity_key: Option<PathBuf>,
+        /// The CA bundle mesh peers must chain to (PEM).
+        #[arg(long, requires = "identity_cert")]
+        trust_bundle: Option<PathBuf>,
+        /// The mesh trust domain.
+        #[arg(long, default_value = waygate::mesh::identity::DEFAULT_TRUST_DOMAIN)]
+        trust_domain: String,
+    },
+    /// A development CA for mesh identities (demos and tests, not production).
+    DevCa {
+        #[command(subcommand)]
+        command: DevCaCommand,
     },
     /// Parse and compile without serving: print every error and every object's conditions.
     Check {
@@ -74,6 +91,66 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:15000")]
         admin: SocketAddr,
     },
+}
+
+#[derive(Subcommand)]
+enum DevCaCommand {
+    /// Create a CA (ca.crt, ca.key) in a folder.
+    Init {
+        /// The folder.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The trust domain its identities live in.
+        #[arg(long, default_value = waygate::mesh::identity::DEFAULT_TRUST_DOMAIN)]
+        trust_domain: String,
+        /// Replace a CA already there.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Mint a workload identity spiffe://<trust-domain>/ns/<ns>/sa/<sa> into <ns>.<sa>.crt/.key.
+    Issue {
+        /// The CA folder.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Namespace.
+        #[arg(long)]
+        ns: String,
+        /// Service account.
+        #[arg(long)]
+        sa: String,
+        /// The trust domain.
+        #[arg(long, default_value = waygate::mesh::identity::DEFAULT_TRUST_DOMAIN)]
+        trust_domain: String,
+    },
+}
+
+fn dev_ca(command: DevCaCommand) -> anyhow::Result<ExitCode> {
+    use waygate::mesh::dev_ca;
+    match command {
+        DevCaCommand::Init {
+            dir,
+            trust_domain,
+            force,
+        } => {
+            let cert = dev_ca::init(&dir, &trust_domain, force)?;
+            println!("CA for trust domain {trust_domain}: {}", cert.display());
+        }
+        DevCaCommand::Issue {
+            dir,
+            ns,
+            sa,
+            trust_domain,
+        } => {
+            let (cert, key) = dev_ca::issue(&dir, &trust_domain, &ns, &sa)?;
+            println!(
+                "spiffe://{trust_domain}/ns/{ns}/sa/{sa}\n  --identity-cert {} --identity-key {} --trust-bundle {}",
+                cert.display(),
+                key.display(),
+                dir.join(dev_ca::CA_CERT).display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn parse_ns_name(s: &str) -> Result<NsName, String> {
@@ -124,6 +201,10 @@ pub fn main() -> ExitCode {
             admin,
             gateways,
             access_log: _,
+            identity_cert,
+            identity_key,
+            trust_bundle,
+            trust_domain,
         } => serve(
             GatewayOptions {
                 source: ConfigSource::Path(config),
@@ -131,9 +212,18 @@ pub fn main() -> ExitCode {
                 admin: Some(admin),
                 gateways,
                 watch: true,
+                identity: identity_cert.zip(identity_key).zip(trust_bundle).map(
+                    |((cert, key), trust_bundle)| waygate::mesh::IdentityFiles {
+                        cert,
+                        key,
+                        trust_bundle,
+                        trust_domain,
+                    },
+                ),
             },
             None,
         ),
+        Command::DevCa { command } => dev_ca(command),
         Command::Demo { admin } => demo(admin),
     };
     match result {
@@ -307,6 +397,7 @@ fn demo(admin: SocketAddr) -> anyhow::Result<ExitCode> {
             admin: Some(admin),
             gateways: vec![],
             watch: false,
+            identity: None,
         };
         let gw = Gateway::start(options).await?;
         println!("{}", demo_banner(admin));

@@ -52,6 +52,8 @@ pub struct GatewayOptions {
     pub gateways: Vec<NsName>,
     /// Watch the config path and reload on change.
     pub watch: bool,
+    /// The mesh identity (HBONE listeners), re-read on every reload.
+    pub identity: Option<crate::mesh::IdentityFiles>,
 }
 
 /// A running gateway. Dropping it closes every listener.

@@ -7,6 +7,7 @@ pub mod gateway;
 pub mod headers;
 pub mod listener;
 pub mod local_reply;
+pub mod mesh;
 pub mod mirror;
 pub mod proxy_app;
 pub mod reload;

@@ -29,6 +29,13 @@ impl Snapshot {
             .find(|p| p.port == port)
     }
 
+    /// One served Gateway.
+    pub fn gateway(&self, gateway: &NsName) -> Option<&GatewayIr> {
+        self.gateways
+            .iter()
+            .find(|g| g.namespace == gateway.namespace && g.name == gateway.name)
+    }
+
     /// Every (gateway, port) the proxy must listen on.
     pub fn bind_keys(&self) -> Vec<(NsName, u16)> {
         self.gateways
@@ -64,6 +71,33 @@ pub struct GatewayIr {
     /// The client certificate presented to backends that ask for one (`spec.tls.backend`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backend_client_cert: Option<ServerCert>,
+    /// A waypoint's Service ports, by the addresses HBONE clients name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mesh: Vec<MeshService>,
+}
+
+impl GatewayIr {
+    /// The Service port a tunnel's destination (`VIP:port`) names.
+    pub fn mesh_service(&self, dest: std::net::SocketAddr) -> Option<&MeshService> {
+        self.mesh
+            .iter()
+            .find(|m| m.port == dest.port() && m.vips.contains(&dest.ip()))
+    }
+}
+
+/// A Service port a waypoint serves.
+#[derive(Debug, Serialize)]
+pub struct MeshService {
+    /// The Service.
+    pub service: NsName,
+    /// Its FQDN.
+    pub host: String,
+    /// Its virtual IPs.
+    pub vips: Vec<std::net::IpAddr>,
+    /// The Service port.
+    pub port: u16,
+    /// The cluster of its endpoints (default routing).
+    pub cluster: usize,
 }
 
 /// The listeners sharing one port, most specific hostname first ([GW-3]).

@@ -2,6 +2,7 @@
 
 pub mod echo;
 pub mod grpc_echo;
+pub mod hbone;
 pub mod pki;
 pub mod report;
 pub mod tcp_echo;

@@ -93,6 +93,13 @@ impl Gateway {
         }
         let state = SharedState::new();
         let listeners = Arc::new(ListenerManager::new(options.bind.clone(), state.clone()));
+        if let Some(files) = &options.identity {
+            let identity = files
+                .load()
+                .map_err(|e| anyhow::anyhow!("mesh identity: {e}"))?;
+            tracing::info!(id = %identity.spiffe_id, "mesh identity loaded");
+            listeners.set_identity(Some(identity));
+        }
         let failures = listeners.reconcile(&snapshot).await;
         let report = with_addresses(report, &options.bind);
         state.publish(snapshot, with_config_status(report, &options.source, None));
@@ -118,6 +125,14 @@ impl Gateway {
             && let ConfigSource::Path(p) = &options.source
         {
             crate::reload::watch(p.clone(), Arc::downgrade(&gw))?;
+            // A rotated certificate or bundle is picked up like a config change.
+            for f in options
+                .identity
+                .iter()
+                .flat_map(|i| [&i.cert, &i.key, &i.trust_bundle])
+            {
+                crate::reload::watch(f.clone(), Arc::downgrade(&gw))?;
+            }
         }
         Ok(gw)
     }
@@ -127,6 +142,15 @@ impl Gateway {
         let _one_at_a_time = self.reload_lock.lock().await;
         match build(&self.options.source, &self.options.gateways) {
             Ok((snapshot, report)) => {
+                if let Some(files) = &self.options.identity {
+                    // A bad identity file keeps the identity in use (new handshakes would fail).
+                    match files.load() {
+                        Ok(identity) => self.listeners.set_identity(Some(identity)),
+                        Err(e) => tracing::error!(
+                            "mesh identity not reloaded, keeping the last good one: {e}"
+                        ),
+                    }
+                }
                 // Bind new sockets before requests can be routed to them; close removed ones after.
                 let failures = self.listeners.reconcile(&snapshot).await;
                 tracing::info!(routes = snapshot.route_count(), "config reloaded");

@@ -65,6 +65,8 @@ pub struct ListenerManager {
     conf: Arc<ServerConf>,
     mirror: Arc<crate::mirror::Mirrorer>,
     running: Mutex<HashMap<SocketId, Running>>,
+    /// The mesh identity HBONE ports present and trust.
+    identity: ArcSwapOption<crate::mesh::MeshIdentity>,
 }
 
 impl ListenerManager {
@@ -76,7 +78,13 @@ impl ListenerManager {
             conf: Arc::new(ServerConf::default()),
             mirror: Arc::new(crate::mirror::Mirrorer::for_gateway()),
             running: Mutex::new(HashMap::new()),
+            identity: ArcSwapOption::empty(),
         }
+    }
+
+    /// Set the mesh identity; the next reconcile gives HBONE ports acceptors with it.
+    pub fn set_identity(&self, identity: Option<Arc<crate::mesh::MeshIdentity>>) {
+        self.identity.store(identity);
     }
 
     fn desired(&self, snapshot: &Snapshot) -> BTreeMap<SocketId, Vec<(NsName, u16)>> {
@@ -125,7 +133,7 @@ impl ListenerManager {
                         if **r.keys.load() != *keys {
                             r.keys.store(Arc::new(keys.clone()));
                         }
-                        r.tls.store(acceptor_for(snapshot, keys));
+                        r.tls.store(self.acceptor_for(snapshot, keys));
                     }
                     None => to_bind.push((id.clone(), keys.clone())),
                 }
@@ -136,7 +144,7 @@ impl ListenerManager {
                 SocketId::Fixed(a) => *a,
                 SocketId::Ephemeral(ip, _, _) => SocketAddr::new(*ip, 0),
             };
-            let tls = acceptor_for(snapshot, &keys);
+            let tls = self.acceptor_for(snapshot, &keys);
             match self.bind(addr, keys.clone(), tls).await {
                 Ok(r) => {
                     tracing::info!(addr = %r.addr, "listener started");
@@ -226,10 +234,36 @@ impl Drop for ListenerManager {
     }
 }
 
-/// The TLS acceptor for a socket, from the first Gateway port it serves.
-fn acceptor_for(snapshot: &Snapshot, keys: &[(NsName, u16)]) -> Option<Arc<Acceptor>> {
-    let (gw, port) = keys.first()?;
-    let port = snapshot.port(gw, *port)?;
+impl ListenerManager {
+    /// The TLS acceptor for a socket, from the first Gateway port it serves: the mesh identity
+    /// for an HBONE port, the listeners' certificates otherwise.
+    fn acceptor_for(&self, snapshot: &Snapshot, keys: &[(NsName, u16)]) -> Option<Arc<Acceptor>> {
+        let (gw, port) = keys.first()?;
+        let port = snapshot.port(gw, *port)?;
+        if !is_hbone(port) {
+            return acceptor_for(gw, port);
+        }
+        let Some(identity) = self.identity.load_full() else {
+            tracing::error!(gateway = %gw, port = port.port, "HBONE needs a mesh identity (--identity-cert, --identity-key, --trust-bundle)");
+            return None;
+        };
+        match crate::tls::server::hbone_acceptor(&identity) {
+            Ok(a) => Some(Arc::new(a)),
+            Err(e) => {
+                tracing::error!(gateway = %gw, port = port.port, "HBONE not served: {e}");
+                None
+            }
+        }
+    }
+}
+
+/// Whether a port serves HBONE.
+fn is_hbone(port: &waygate_config::snapshot::PortIr) -> bool {
+    port.listeners.iter().any(|l| l.protocol == "HBONE")
+}
+
+/// The TLS acceptor of a port's HTTPS listeners.
+fn acceptor_for(gw: &NsName, port: &waygate_config::snapshot::PortIr) -> Option<Arc<Acceptor>> {
     match crate::tls::port_acceptor(port) {
         Ok(a) => a.map(Arc::new),
         Err(e) => {
@@ -273,6 +307,21 @@ async fn accept_loop(listener: TcpListener, serving: Serving, shutdown: watch::R
             let snapshot = serving.state.snapshot();
             let keys = serving.keys.load_full();
             let port = keys.first().and_then(|(g, p)| snapshot.port(g, *p));
+            if let Some((gw, _)) = keys.first()
+                && port.is_some_and(is_hbone)
+            {
+                // No acceptor (no identity): nothing can be served; the error is logged.
+                let Some(acceptor) = serving.tls.load_full() else {
+                    return;
+                };
+                let hbone = crate::mesh::hbone::HboneServing {
+                    gateway: gw.clone(),
+                    state: serving.state.clone(),
+                    app: serving.app.clone(),
+                };
+                crate::mesh::hbone::serve(stream, peer, acceptor, hbone, shutdown).await;
+                return;
+            }
             if port.is_some_and(|p| p.listeners.iter().any(|l| l.protocol == "TLS")) {
                 // SNI decides between HTTPS and TLS listeners before any byte is answered.
                 let (sni, hello) = match crate::tls_route::read_client_hello(&mut stream).await {

@@ -140,6 +140,18 @@ impl GatewayProxy {
         Err(best)
     }
 
+    /// The Service port a tunnel's destination names on this socket's waypoint.
+    pub(crate) fn mesh_service<'s>(
+        &self,
+        snapshot: &'s Snapshot,
+        dest: SocketAddr,
+    ) -> Option<&'s waygate_config::snapshot::MeshService> {
+        let keys = self.keys.load();
+        keys.iter()
+            .filter_map(|(gw, _)| snapshot.gateway(gw))
+            .find_map(|g| g.mesh_service(dest))
+    }
+
     /// The listener a TLS server name selects on this socket (the one whose certificate the
     /// handshake used).
     pub(crate) fn listener_for<'s>(
@@ -380,10 +392,11 @@ impl ProxyHttp for GatewayProxy {
         if let Some(xfcc) = client_cert_details(ctx) {
             upstream.insert_header(X_FORWARDED_CLIENT_CERT.clone(), xfcc)?;
         }
-        let proto = if ctx.downstream_tls.is_some() {
-            "https"
-        } else {
-            "http"
+        // Inside an HBONE tunnel the request is the client's own plain HTTP.
+        let proto = match ctx.tls_facts() {
+            Some(t) if t.hbone => "http",
+            _ if ctx.downstream_tls.is_some() => "https",
+            _ => "http",
         };
         upstream.insert_header("x-forwarded-proto", proto)?;
         if ctx.attempts > 1 {

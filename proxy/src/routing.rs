@@ -51,6 +51,10 @@ pub(crate) fn decide(
         headers: &req.headers,
     };
     ctx.downstream_tls = session.digest().and_then(|d| d.ssl_digest.clone());
+    // [HB-W4] A request inside an HBONE tunnel goes to the Service its CONNECT named.
+    if ctx.tls_facts().is_some_and(|t| t.hbone) {
+        return mesh_decision(app, snapshot, session, ctx);
+    }
     // [GW-3] The certificate was chosen for the SNI's listener: a Host that picks another
     // listener on this port was sent to the wrong place (HTTP/2 connection coalescing).
     if let Some(sni) = ctx.tls_facts().and_then(|t| t.sni.as_deref())
@@ -183,6 +187,37 @@ pub(crate) fn decide(
     match reply {
         Some(r) => Decision::Reply(r),
         None => Decision::Forward,
+    }
+}
+
+/// Default mesh routing: the tunnel's destination Service port, to its own endpoints.
+fn mesh_decision(
+    app: &GatewayProxy,
+    snapshot: &Snapshot,
+    session: &Session,
+    ctx: &mut RequestCtx,
+) -> Decision {
+    let dest = session
+        .digest()
+        .and_then(|d| d.socket_digest.as_ref())
+        .and_then(|s| s.original_dst())
+        .and_then(|a| a.as_inet())
+        .copied();
+    let service = dest.and_then(|d| app.mesh_service(snapshot, d));
+    let Some(cluster) = service.and_then(|m| snapshot.clusters.get(m.cluster)) else {
+        return Decision::Reply(LocalReply::no_route());
+    };
+    ctx.h2c_upstream = cluster.app_protocol.as_deref() == Some("kubernetes.io/h2c");
+    ctx.upstream_tls = cluster.tls.clone();
+    if cluster.tls_error.is_some() {
+        return Decision::Reply(LocalReply::upstream_tls_unusable());
+    }
+    match cluster.next_endpoint() {
+        Some(addr) => {
+            ctx.upstream = Some(addr);
+            Decision::Forward
+        }
+        None => Decision::Reply(LocalReply::no_healthy_upstream()),
     }
 }
 

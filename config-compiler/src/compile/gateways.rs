@@ -218,8 +218,8 @@ pub(super) fn validate_listener(
         c.set(Condition::new("Accepted", false, reason, msg));
     };
     match spec.protocol.as_str() {
-        "HTTP" | "HTTPS" | "TLS" => {}
-        "TCP" | "UDP" | "HBONE" => {
+        "HTTP" | "HTTPS" | "TLS" | "HBONE" => {}
+        "TCP" | "UDP" => {
             programmed = false;
             reject(
                 &mut c,
@@ -535,6 +535,7 @@ impl CompiledGateway {
             name: self.id.name,
             ports,
             backend_client_cert: self.backend_cert.ok().flatten(),
+            mesh: Vec::new(),
         };
         (status, set_status, ir)
     }

@@ -8,6 +8,7 @@ mod gateways;
 mod grpc;
 mod kind_conflicts;
 mod listener_sets;
+mod mesh;
 mod routes;
 mod rules;
 mod tls;
@@ -52,7 +53,14 @@ pub fn compile(resources: &Resources, options: &CompileOptions) -> (Snapshot, St
 
     let mut snapshot = Snapshot::default();
     for gw in gws {
-        let (status, sets, ir) = gw.finish();
+        let mesh = resources
+            .gateways
+            .iter()
+            .find(|g| g.object.metadata.ns_name() == gw.id)
+            .map(|g| mesh::services_of(resources, &world, &g.object, &mut clusters))
+            .unwrap_or_default();
+        let (status, sets, mut ir) = gw.finish();
+        ir.mesh = mesh;
         report.objects.push(status);
         report.objects.extend(sets);
         if !ir.ports.is_empty() {

@@ -2,6 +2,8 @@
 //! development CA that mints identities for demos and tests, and HBONE.
 
 pub mod dev_ca;
+pub mod hbone;
 pub mod identity;
+pub mod tunnel;
 
 pub use identity::{IdentityFiles, MeshIdentity};

@@ -10,6 +10,9 @@ pub struct DownstreamTls {
     /// first URI SAN (a SPIFFE ID in a mesh), else its first DNS SAN. Never taken from an
     /// unverified certificate.
     pub peer_identity: Option<String>,
+    /// The connection is an HBONE tunnel's outer mTLS: the requests inside are the client's own
+    /// (plain HTTP to their destination), not HTTPS to this proxy.
+    pub hbone: bool,
 }
 
 /// The identity a certificate (DER) names: the first URI SAN, else the first DNS SAN.

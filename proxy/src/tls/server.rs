@@ -105,6 +105,8 @@ struct HandshakeFacts {
     /// Set when certificates were accepted without verification (fallback mode): they must
     /// be verified here before they name anyone.
     recheck: Option<Arc<dyn ClientCertVerifier>>,
+    /// The connections are HBONE.
+    hbone: bool,
 }
 
 #[async_trait]
@@ -123,7 +125,11 @@ impl TlsAccept for HandshakeFacts {
             }
             certificate_identity(leaf)
         });
-        Some(Arc::new(DownstreamTls { sni, peer_identity }))
+        Some(Arc::new(DownstreamTls {
+            sni,
+            peer_identity,
+            hbone: self.hbone,
+        }))
     }
 }
 
@@ -164,14 +170,46 @@ pub fn port_acceptor(port: &PortIr) -> Result<Option<Acceptor>, String> {
             }
         }
     };
-    let mut settings = TlsSettings::with_callbacks(Box::new(HandshakeFacts { recheck }))
-        .map_err(|e| format!("TLS settings: {e}"))?;
+    let mut settings = TlsSettings::with_callbacks(Box::new(HandshakeFacts {
+        recheck,
+        hbone: false,
+    }))
+    .map_err(|e| format!("TLS settings: {e}"))?;
     settings.set_cert_resolver(Arc::new(SniResolver { certs }));
     if let Some(v) = verifier {
         settings.set_client_cert_verifier(v);
     }
     settings.enable_h2();
     Ok(Some(settings.build()))
+}
+
+/// Always the one certificate (HBONE presents the mesh identity whatever the SNI).
+#[derive(Debug)]
+struct OneCert(Arc<CertifiedKey>);
+
+impl ResolvesServerCert for OneCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+/// The acceptor of an HBONE port ([HB-W1]): the mesh identity's certificate, a client
+/// certificate required and chained to the trust bundle, ALPN `h2` only.
+pub fn hbone_acceptor(identity: &crate::mesh::MeshIdentity) -> Result<Acceptor, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(identity.trust.roots.clone(), provider)
+            .build()
+            .map_err(|e| format!("HBONE client verifier: {e}"))?;
+    let mut settings = TlsSettings::with_callbacks(Box::new(HandshakeFacts {
+        recheck: None,
+        hbone: true,
+    }))
+    .map_err(|e| format!("TLS settings: {e}"))?;
+    settings.set_cert_resolver(Arc::new(OneCert(identity.cert.key.clone())));
+    settings.set_client_cert_verifier(verifier);
+    settings.set_alpn(pingora::protocols::ALPN::H2);
+    Ok(settings.build())
 }
 
 #[cfg(test)]

@@ -1,0 +1,120 @@
+//! What a waypoint serves ([AM-2], [AM-3], [HB-W4]): the Services bound to it with
+//! `istio.io/use-waypoint` (on the Service, else on its Namespace; `none` opts out), by the
+//! virtual IPs and ports an HBONE client names as the CONNECT authority.
+
+use super::World;
+use super::clusters::ClusterSet;
+use crate::resources::{Gateway, NsName, Resources};
+use crate::snapshot::MeshService;
+use std::net::IpAddr;
+
+/// The label that binds a Namespace, Service or ServiceEntry to a waypoint.
+pub const USE_WAYPOINT: &str = "istio.io/use-waypoint";
+/// The label naming the waypoint's namespace when it is not the object's.
+pub const USE_WAYPOINT_NAMESPACE: &str = "istio.io/use-waypoint-namespace";
+/// The Gateway label saying what traffic the waypoint accepts.
+pub const WAYPOINT_FOR: &str = "istio.io/waypoint-for";
+
+/// The waypoint a set of labels binds to, if any: `Some(None)` opts out (`none`).
+fn binding(
+    labels: &std::collections::BTreeMap<String, String>,
+    own_ns: &str,
+) -> Option<Option<NsName>> {
+    let name = labels.get(USE_WAYPOINT)?;
+    if name == "none" {
+        return Some(None);
+    }
+    let ns = labels
+        .get(USE_WAYPOINT_NAMESPACE)
+        .map_or(own_ns, String::as_str);
+    Some(Some(NsName::new(ns, name)))
+}
+
+/// Whether the Gateway is a waypoint that accepts service-addressed traffic.
+fn serves_services(gw: &Gateway) -> bool {
+    let has_hbone = gw.spec.listeners.iter().any(|l| l.protocol == "HBONE");
+    let accepts = gw
+        .metadata
+        .labels
+        .get(WAYPOINT_FOR)
+        .map_or("service", String::as_str);
+    has_hbone && matches!(accepts, "service" | "all")
+}
+
+/// The Service ports this waypoint serves, with their clusters.
+pub(super) fn services_of(
+    r: &Resources,
+    world: &World<'_>,
+    gw: &Gateway,
+    clusters: &mut ClusterSet,
+) -> Vec<MeshService> {
+    if !serves_services(gw) {
+        return Vec::new();
+    }
+    let me = gw.metadata.ns_name();
+    let mut out = Vec::new();
+    for s in &r.services {
+        let svc = &s.object;
+        let ns = svc.metadata.namespace();
+        // A label on the Service beats one on its Namespace.
+        let bound = binding(&svc.metadata.labels, ns)
+            .or_else(|| binding(&world.namespace_labels(ns), ns))
+            .flatten();
+        if bound.as_ref() != Some(&me) {
+            continue;
+        }
+        let vips: Vec<IpAddr> = svc
+            .spec
+            .cluster_ips
+            .iter()
+            .chain(svc.spec.cluster_ip.iter())
+            .filter_map(|ip| ip.parse().ok())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if vips.is_empty() {
+            continue;
+        }
+        let id = svc.metadata.ns_name();
+        for p in &svc.spec.ports {
+            out.push(MeshService {
+                host: format!("{}.{}.svc.cluster.local", id.name, id.namespace),
+                vips: vips.clone(),
+                port: p.port,
+                cluster: clusters.intern(id.clone(), p.port),
+                service: id.clone(),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn use_waypoint_names_a_waypoint_here_or_in_another_namespace_am_2() {
+        assert_eq!(binding(&labels(&[]), "a"), None);
+        assert_eq!(
+            binding(&labels(&[(USE_WAYPOINT, "wp")]), "a"),
+            Some(Some(NsName::new("a", "wp")))
+        );
+        assert_eq!(
+            binding(
+                &labels(&[(USE_WAYPOINT, "wp"), (USE_WAYPOINT_NAMESPACE, "mesh")]),
+                "a"
+            ),
+            Some(Some(NsName::new("mesh", "wp")))
+        );
+        assert_eq!(binding(&labels(&[(USE_WAYPOINT, "none")]), "a"), Some(None));
+    }
+}

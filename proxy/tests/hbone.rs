@@ -1,0 +1,229 @@
+//! The waypoint's HBONE inbound end to end: identities from `waygate dev-ca`, a real HBONE
+//! client (mTLS 1.3 + HTTP/2 CONNECT), tunnels to the Services bound with
+//! `istio.io/use-waypoint`, stream-level refusal of other destinations, handshake refusal of
+//! clients without a trusted identity, and 1,000 concurrent tunnels on one connection.
+
+mod common;
+
+use common::*;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use waygate::BindPlan;
+use waygate::gateway::{ConfigSource, Gateway, GatewayOptions};
+use waygate::mesh::{IdentityFiles, dev_ca};
+use waygate_config::NsName;
+use waygate_conformance::hbone::{HboneClient, TunnelError, client_config};
+use waygate_conformance::pki::{Issued, TestCa};
+
+const WAYPOINT_ID: &str = "spiffe://cluster.local/ns/mesh/sa/waypoint";
+const VIP: &str = "10.96.0.10";
+
+fn issued(dir: &Path, ns: &str, sa: &str) -> Issued {
+    let (cert, key) = dev_ca::issue(dir, "cluster.local", ns, sa).unwrap();
+    Issued {
+        cert_pem: std::fs::read_to_string(cert).unwrap(),
+        key_pem: std::fs::read_to_string(key).unwrap(),
+    }
+}
+
+struct Mesh {
+    dir: tempfile::TempDir,
+    gw: Arc<Gateway>,
+    addr: SocketAddr,
+    ca_pem: String,
+    _echo: waygate_conformance::echo::EchoServer,
+}
+
+async fn mesh() -> Mesh {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dev_ca::init(dir.path(), "cluster.local", false).unwrap();
+    let (cert, key) = dev_ca::issue(dir.path(), "cluster.local", "mesh", "waypoint").unwrap();
+    let echo = echo("apps", "reviews", "reviews-v1").await;
+    let yaml = format!(
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: waypoint, namespace: mesh}}
+spec:
+  gatewayClassName: istio-waypoint
+  listeners:
+  - {{name: mesh, port: 15008, protocol: HBONE}}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: reviews
+  namespace: apps
+  labels: {{istio.io/use-waypoint: waypoint, istio.io/use-waypoint-namespace: mesh}}
+spec:
+  clusterIP: {VIP}
+  ports: [{{name: http, port: 9080}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: reviews-1, namespace: apps, labels: {{kubernetes.io/service-name: reviews}}}}
+addressType: IPv4
+ports: [{{name: http, port: {}}}]
+endpoints: [{{addresses: ["{}"]}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: unbound, namespace: apps}}
+spec:
+  clusterIP: 10.96.0.11
+  ports: [{{name: http, port: 9080}}]
+"#,
+        echo.addr.port(),
+        echo.addr.ip()
+    );
+    let gw = Gateway::start(GatewayOptions {
+        source: ConfigSource::Inline {
+            name: "mesh.yaml".into(),
+            text: yaml,
+        },
+        bind: BindPlan::Ephemeral("127.0.0.1".parse().unwrap()),
+        admin: Some("127.0.0.1:0".parse().unwrap()),
+        gateways: vec![],
+        watch: false,
+        identity: Some(IdentityFiles {
+            cert,
+            key,
+            trust_bundle: ca.clone(),
+            trust_domain: "cluster.local".into(),
+        }),
+    })
+    .await
+    .unwrap();
+    let addr = gw
+        .bound_addr(&NsName::new("mesh", "waypoint"), 15008)
+        .unwrap();
+    Mesh {
+        ca_pem: std::fs::read_to_string(ca).unwrap(),
+        dir,
+        gw,
+        addr,
+        _echo: echo,
+    }
+}
+
+/// One HTTP/1.1 GET through a tunnel; (status, body).
+async fn get_through(
+    client: &HboneClient,
+    dest: &str,
+    path: &str,
+) -> Result<(u16, String), String> {
+    let tunnel = client
+        .open(dest.parse().unwrap())
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tunnel))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let req = http::Request::get(path)
+        .header("host", "reviews.apps.svc.cluster.local:9080")
+        .body(Empty::<bytes::Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mesh_client_reaches_a_bound_service_with_its_identity() {
+    let m = mesh().await;
+    let curl = issued(m.dir.path(), "apps", "curl");
+    let config = client_config(&m.ca_pem, Some(&curl), WAYPOINT_ID).unwrap();
+    let client = HboneClient::connect(m.addr, "waypoint.mesh", config)
+        .await
+        .unwrap();
+    let (status, body) = get_through(&client, &format!("{VIP}:9080"), "/ratings")
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let echo: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(echo["pod"], "reviews-v1");
+    // The backend learns the caller's identity from the waypoint; the scheme stays http.
+    let header = |name: &str| echo["headers"][name][0].as_str().unwrap_or("").to_string();
+    assert!(
+        header("X-Forwarded-Client-Cert").ends_with(";URI=spiffe://cluster.local/ns/apps/sa/curl"),
+        "{echo}"
+    );
+    assert_eq!(header("X-Forwarded-Proto"), "http");
+
+    // A destination this waypoint does not serve is refused on its stream only.
+    for dest in ["10.96.0.11:9080", "10.96.0.10:1234", "192.0.2.1:80"] {
+        match client.open(dest.parse().unwrap()).await {
+            Err(TunnelError::Refused(503)) => {}
+            Err(e) => panic!("{dest}: {e}"),
+            Ok(_) => panic!("{dest}: tunnel opened"),
+        }
+    }
+    let (status, _) = get_through(&client, &format!("{VIP}:9080"), "/again")
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "the connection survives a refused stream");
+    drop(m.gw);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_without_a_trusted_identity_cannot_open_a_tunnel() {
+    let m = mesh().await;
+    let other = TestCa::new("another mesh").unwrap();
+    let stranger = other
+        .client("spiffe://cluster.local/ns/apps/sa/curl")
+        .unwrap();
+    for identity in [None, Some(&stranger)] {
+        let config = client_config(&m.ca_pem, identity, WAYPOINT_ID).unwrap();
+        let outcome = async {
+            let c = HboneClient::connect(m.addr, "waypoint.mesh", config).await?;
+            c.open(format!("{VIP}:9080").parse()?)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))
+        }
+        .await;
+        assert!(
+            outcome.is_err(),
+            "a tunnel opened for {:?}",
+            identity.map(|_| "stranger")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_tunnels_share_one_connection() {
+    let m = mesh().await;
+    let curl = issued(m.dir.path(), "apps", "curl");
+    let config = client_config(&m.ca_pem, Some(&curl), WAYPOINT_ID).unwrap();
+    let client = HboneClient::connect(m.addr, "waypoint.mesh", config)
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..1000)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                get_through(&client, &format!("{VIP}:9080"), &format!("/n/{i}")).await
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    let mut errors = std::collections::BTreeMap::new();
+    for t in tasks {
+        match t.await {
+            Ok(Ok((200, _))) => ok += 1,
+            Ok(Ok((status, _))) => *errors.entry(format!("status {status}")).or_insert(0) += 1,
+            Ok(Err(e)) => *errors.entry(e).or_insert(0) += 1,
+            Err(e) => *errors.entry(e.to_string()).or_insert(0) += 1,
+        }
+    }
+    assert_eq!(ok, 1000, "{errors:?}");
+}

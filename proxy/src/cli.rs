@@ -59,6 +59,11 @@ enum Command {
         #[command(subcommand)]
         command: DevCaCommand,
     },
+    /// Waypoints: print the YAML of one.
+    Waypoint {
+        #[command(subcommand)]
+        command: WaypointCommand,
+    },
     /// Parse and compile without serving: print every error and every object's conditions.
     Check {
         /// A YAML/JSON file or a folder of them.
@@ -90,6 +95,25 @@ enum Command {
         /// Admin server address.
         #[arg(long, default_value = "127.0.0.1:15000")]
         admin: SocketAddr,
+    },
+}
+
+#[derive(Subcommand)]
+enum WaypointCommand {
+    /// Print a waypoint Gateway (and the Namespace label enrolling it) as YAML.
+    Generate {
+        /// Namespace of the waypoint.
+        #[arg(long)]
+        namespace: String,
+        /// Name of the waypoint.
+        #[arg(long)]
+        name: String,
+        /// What it accepts: service, workload, all or none.
+        #[arg(long = "for", default_value = "service")]
+        accepts: String,
+        /// Also print the Namespace labelled istio.io/use-waypoint.
+        #[arg(long)]
+        enroll_namespace: bool,
     },
 }
 
@@ -224,6 +248,20 @@ pub fn main() -> ExitCode {
             None,
         ),
         Command::DevCa { command } => dev_ca(command),
+        Command::Waypoint {
+            command:
+                WaypointCommand::Generate {
+                    namespace,
+                    name,
+                    accepts,
+                    enroll_namespace,
+                },
+        } => waygate::mesh::waypoint::generate(&namespace, &name, &accepts, enroll_namespace)
+            .map(|yaml| {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            })
+            .map_err(|e| anyhow::anyhow!(e)),
         Command::Demo { admin } => demo(admin),
     };
     match result {

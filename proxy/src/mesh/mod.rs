@@ -5,5 +5,6 @@ pub mod dev_ca;
 pub mod hbone;
 pub mod identity;
 pub mod tunnel;
+pub mod waypoint;
 
 pub use identity::{IdentityFiles, MeshIdentity};

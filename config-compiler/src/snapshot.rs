@@ -98,6 +98,9 @@ pub struct MeshService {
     pub port: u16,
     /// The cluster of its endpoints (default routing).
     pub cluster: usize,
+    /// Routes attached to the Service (parentRef `kind: Service`); `None`: default routing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routes: Option<RouteTable>,
 }
 
 /// The listeners sharing one port, most specific hostname first ([GW-3]).

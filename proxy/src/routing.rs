@@ -51,24 +51,37 @@ pub(crate) fn decide(
         headers: &req.headers,
     };
     ctx.downstream_tls = session.digest().and_then(|d| d.ssl_digest.clone());
-    // [HB-W4] A request inside an HBONE tunnel goes to the Service its CONNECT named.
-    if ctx.tls_facts().is_some_and(|t| t.hbone) {
-        return mesh_decision(app, snapshot, session, ctx);
-    }
-    // [GW-3] The certificate was chosen for the SNI's listener: a Host that picks another
-    // listener on this port was sent to the wrong place (HTTP/2 connection coalescing).
-    if let Some(sni) = ctx.tls_facts().and_then(|t| t.sni.as_deref())
-        && let Some(by_sni) = app.listener_for(snapshot, sni)
-        && let Some(by_host) = app.listener_for(snapshot, &host)
-        && !std::ptr::eq(by_sni, by_host)
-    {
-        return Decision::Reply(LocalReply::misdirected());
-    }
-    let Ok(found) = app.route(snapshot, &view) else {
-        return Decision::Reply(LocalReply::no_route());
+    // [HB-W4] A request inside an HBONE tunnel goes to the Service its CONNECT named: with the
+    // routes attached to that Service, else straight to its endpoints.
+    let (entry, listener_port) = if ctx.tls_facts().is_some_and(|t| t.hbone) {
+        let dest = tunnel_destination(session);
+        let Some(service) = dest.and_then(|d| app.mesh_service(snapshot, d)) else {
+            return Decision::Reply(LocalReply::no_route());
+        };
+        let Some(table) = &service.routes else {
+            return mesh_default(snapshot, service, ctx);
+        };
+        let Some(entry) = table.virtual_host(&host).and_then(|vh| vh.find(&view)) else {
+            return Decision::Reply(LocalReply::no_route());
+        };
+        (entry, service.port)
+    } else {
+        // [GW-3] The certificate was chosen for the SNI's listener: a Host that picks another
+        // listener on this port was sent to the wrong place (HTTP/2 connection coalescing).
+        if let Some(sni) = ctx.tls_facts().and_then(|t| t.sni.as_deref())
+            && let Some(by_sni) = app.listener_for(snapshot, sni)
+            && let Some(by_host) = app.listener_for(snapshot, &host)
+            && !std::ptr::eq(by_sni, by_host)
+        {
+            return Decision::Reply(LocalReply::misdirected());
+        }
+        let Ok(found) = app.route(snapshot, &view) else {
+            return Decision::Reply(LocalReply::no_route());
+        };
+        (found.entry, found.listener.port)
     };
-    let action = found.entry.action.clone();
-    let matched_prefix = found.entry.matcher.matched_prefix();
+    let action = entry.action.clone();
+    let matched_prefix = entry.matcher.matched_prefix();
     for f in &action.filters {
         match f {
             // [HF-5] a preflight is answered here: with the CORS headers for an allowed origin,
@@ -102,7 +115,7 @@ pub(crate) fn decide(
                         "http"
                     },
                     host: &host,
-                    listener_port: found.listener.port,
+                    listener_port,
                     path,
                     query: view.query,
                     matched_prefix,
@@ -155,7 +168,7 @@ pub(crate) fn decide(
         BackendTarget::Invalid { .. } => Some(LocalReply::invalid_backend()),
         BackendTarget::Cluster { index: c, .. } => {
             let cluster = snapshot.clusters.get(*c);
-            ctx.h2c_upstream = found.entry.id.kind == "GRPCRoute"
+            ctx.h2c_upstream = entry.id.kind == "GRPCRoute"
                 || cluster.and_then(|c| c.app_protocol.as_deref()) == Some("kubernetes.io/h2c");
             ctx.upstream_tls = cluster.and_then(|c| c.tls.clone());
             let tls_error = cluster.and_then(|c| c.tls_error.as_deref());
@@ -190,21 +203,23 @@ pub(crate) fn decide(
     }
 }
 
-/// Default mesh routing: the tunnel's destination Service port, to its own endpoints.
-fn mesh_decision(
-    app: &GatewayProxy,
-    snapshot: &Snapshot,
-    session: &Session,
-    ctx: &mut RequestCtx,
-) -> Decision {
-    let dest = session
+/// The destination an HBONE tunnel's CONNECT named.
+fn tunnel_destination(session: &Session) -> Option<SocketAddr> {
+    session
         .digest()
         .and_then(|d| d.socket_digest.as_ref())
         .and_then(|s| s.original_dst())
         .and_then(|a| a.as_inet())
-        .copied();
-    let service = dest.and_then(|d| app.mesh_service(snapshot, d));
-    let Some(cluster) = service.and_then(|m| snapshot.clusters.get(m.cluster)) else {
+        .copied()
+}
+
+/// Default mesh routing: the Service port's own endpoints.
+fn mesh_default(
+    snapshot: &Snapshot,
+    service: &waygate_config::snapshot::MeshService,
+    ctx: &mut RequestCtx,
+) -> Decision {
+    let Some(cluster) = snapshot.clusters.get(service.cluster) else {
         return Decision::Reply(LocalReply::no_route());
     };
     ctx.h2c_upstream = cluster.app_protocol.as_deref() == Some("kubernetes.io/h2c");

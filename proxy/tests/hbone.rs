@@ -38,6 +38,10 @@ struct Mesh {
 }
 
 async fn mesh() -> Mesh {
+    mesh_with("").await
+}
+
+async fn mesh_with(extra: &str) -> Mesh {
     let dir = tempfile::tempdir().unwrap();
     let ca = dev_ca::init(dir.path(), "cluster.local", false).unwrap();
     let (cert, key) = dev_ca::issue(dir.path(), "cluster.local", "mesh", "waypoint").unwrap();
@@ -78,7 +82,7 @@ spec:
 "#,
         echo.addr.port(),
         echo.addr.ip()
-    );
+    ) + extra;
     let gw = Gateway::start(GatewayOptions {
         source: ConfigSource::Inline {
             name: "mesh.yaml".into(),
@@ -226,4 +230,63 @@ async fn a_thousand_concurrent_tunnels_share_one_connection() {
         }
     }
     assert_eq!(ok, 1000, "{errors:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_attached_route_splits_mesh_traffic_90_10() {
+    let v1 = echo("apps", "reviews-v1", "reviews-v1-pod").await;
+    let v2 = echo("apps", "reviews-v2", "reviews-v2-pod").await;
+    let route = r#"
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: reviews-split, namespace: apps}
+spec:
+  parentRefs: [{group: "", kind: Service, name: reviews, port: 9080}]
+  rules:
+  - backendRefs:
+    - {name: reviews-v1, port: 8080, weight: 90}
+    - {name: reviews-v2, port: 8080, weight: 10}
+"#
+    .to_string()
+        + &service_yaml("apps", "reviews-v1", &[v1.addr])
+        + &service_yaml("apps", "reviews-v2", &[v2.addr]);
+    let m = mesh_with(&route).await;
+    let (accepted, _) = route_condition(&m.gw, "apps", "reviews-split", "Accepted").await;
+    assert_eq!(accepted, "True");
+
+    let curl = issued(m.dir.path(), "apps", "curl");
+    let config = client_config(&m.ca_pem, Some(&curl), WAYPOINT_ID).unwrap();
+    let client = HboneClient::connect(m.addr, "waypoint.mesh", config)
+        .await
+        .unwrap();
+    // One tunnel, keep-alive requests over it, as a mesh client's connection would carry.
+    let tunnel = client
+        .open(format!("{VIP}:9080").parse().unwrap())
+        .await
+        .unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tunnel))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut v2_count = 0;
+    const N: usize = 1000;
+    for i in 0..N {
+        let req = http::Request::get(format!("/r/{i}"))
+            .header("host", "reviews.apps.svc.cluster.local:9080")
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap();
+        send.ready().await.unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let echo: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        if echo["pod"] == "reviews-v2-pod" {
+            v2_count += 1;
+        } else {
+            assert_eq!(echo["pod"], "reviews-v1-pod");
+        }
+    }
+    // 10% of 1,000: outside 5%..15% is a broken split (p < 1e-9).
+    assert!((50..=150).contains(&v2_count), "v2 got {v2_count} of {N}");
 }

@@ -83,6 +83,7 @@ pub(super) fn services_of(
                 port: p.port,
                 cluster: clusters.intern(id.clone(), p.port),
                 service: id.clone(),
+                routes: None,
             });
         }
     }

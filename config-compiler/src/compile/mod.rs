@@ -9,6 +9,7 @@ mod grpc;
 mod kind_conflicts;
 mod listener_sets;
 mod mesh;
+mod mesh_routes;
 mod routes;
 mod rules;
 mod tls;
@@ -67,6 +68,13 @@ pub fn compile(resources: &Resources, options: &CompileOptions) -> (Snapshot, St
             snapshot.gateways.push(ir);
         }
     }
+    mesh_routes::attach_service_routes(
+        resources,
+        &world,
+        &mut snapshot.gateways,
+        &mut clusters,
+        &mut route_status,
+    );
     report.objects.extend(route_status);
     let users = clusters.users();
     let (mut tls, policy_status) =

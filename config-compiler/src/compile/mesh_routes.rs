@@ -1,0 +1,203 @@
+//! [HR-1], [HR-3] Routes whose parentRefs name a Service (`group: ""`, `kind: Service`, optional
+//! `port`) apply to that Service's traffic through its waypoint. Their rules become the bound
+//! Service port's route table; each such parent gets `Accepted`/`ResolvedRefs` in the route's
+//! status, next to what its Gateway parents report. Route hostnames do not narrow mesh traffic:
+//! the Service is the destination.
+
+use super::clusters::ClusterSet;
+use super::rules::{CompiledRule, RefProblem, RuleError};
+use super::{CONTROLLER_NAME, World};
+use crate::resources::http_route::ParentRef;
+use crate::resources::{NsName, ObjectMeta, Resources, Source};
+use crate::route_table::{RouteEntry, RouteId, RouteTable, VirtualHost};
+use crate::snapshot::GatewayIr;
+use crate::status::{Condition, Conditions, ObjectStatus, ParentStatus};
+use std::collections::BTreeMap;
+
+/// Whether a parentRef names a Service.
+fn is_service(p: &ParentRef) -> bool {
+    p.group.as_deref() == Some("") && p.kind.as_deref() == Some("Service")
+}
+
+/// A route with Service parents, its rules compiled.
+struct ServiceRoute<'a> {
+    kind: &'static str,
+    meta: &'a ObjectMeta,
+    source: &'a Source,
+    parents: &'a [ParentRef],
+    /// (rule index, rule name, compiled rule).
+    rules: Vec<(usize, Option<String>, CompiledRule)>,
+    problems: Vec<RefProblem>,
+}
+
+/// Compile every rule of a route with `compile`, keeping the valid ones.
+fn compile_rules<'a, R>(
+    kind: &'static str,
+    meta: &'a ObjectMeta,
+    source: &'a Source,
+    parents: &'a [ParentRef],
+    rules: &[R],
+    name_of: impl Fn(&R) -> Option<String>,
+    mut compile: impl FnMut(usize, &R, &mut Vec<RefProblem>) -> Result<CompiledRule, RuleError>,
+) -> ServiceRoute<'a> {
+    let mut problems = Vec::new();
+    let compiled = rules
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| Some((i, name_of(r), compile(i, r, &mut problems).ok()?)))
+        .collect();
+    ServiceRoute {
+        kind,
+        meta,
+        source,
+        parents,
+        rules: compiled,
+        problems,
+    }
+}
+
+/// Attach Service-parented routes to the waypoints' Service ports and report their status.
+pub(super) fn attach_service_routes(
+    r: &Resources,
+    world: &World<'_>,
+    gateways: &mut [GatewayIr],
+    clusters: &mut ClusterSet,
+    statuses: &mut Vec<ObjectStatus>,
+) {
+    let mut routes = Vec::new();
+    for hr in r
+        .http_routes
+        .iter()
+        .filter(|h| h.object.spec.parent_refs.iter().any(is_service))
+    {
+        let o = &hr.object;
+        let id = o.metadata.ns_name();
+        routes.push(compile_rules(
+            "HTTPRoute",
+            &o.metadata,
+            &hr.source,
+            &o.spec.parent_refs,
+            &o.spec.rules,
+            |rule| rule.name.clone(),
+            |i, rule, problems| {
+                super::rules::compile_rule("HTTPRoute", &id, i, rule, world, clusters, problems)
+            },
+        ));
+    }
+    for gr in r
+        .grpc_routes
+        .iter()
+        .filter(|g| g.object.spec.parent_refs.iter().any(is_service))
+    {
+        let o = &gr.object;
+        let id = o.metadata.ns_name();
+        routes.push(compile_rules(
+            "GRPCRoute",
+            &o.metadata,
+            &gr.source,
+            &o.spec.parent_refs,
+            &o.spec.rules,
+            |rule| rule.name.clone(),
+            |i, rule, problems| {
+                super::grpc::compile_grpc_rule(&id, i, rule, world, clusters, problems)
+            },
+        ));
+    }
+
+    let mut tables: BTreeMap<(NsName, u16), Vec<RouteEntry>> = BTreeMap::new();
+    for route in &routes {
+        let route_ns = route.meta.namespace();
+        let mut parent_status = Vec::new();
+        for p in route.parents.iter().filter(|p| is_service(p)) {
+            let svc = NsName::new(p.namespace.as_deref().unwrap_or(route_ns), &p.name);
+            let ports: Vec<u16> = gateways
+                .iter()
+                .flat_map(|g| &g.mesh)
+                .filter(|m| m.service == svc && p.port.is_none_or(|port| port == m.port))
+                .map(|m| m.port)
+                .collect();
+            let mut c = Conditions::default();
+            c.set(if world.service(&svc.namespace, &svc.name).is_none() {
+                Condition::new(
+                    "Accepted",
+                    false,
+                    "NoMatchingParent",
+                    format!("Service {svc} not found"),
+                )
+            } else if ports.is_empty() {
+                Condition::new(
+                    "Accepted",
+                    false,
+                    "NoMatchingParent",
+                    format!(
+                        "no waypoint served here carries Service {svc} (port {:?})",
+                        p.port
+                    ),
+                )
+            } else {
+                Condition::new("Accepted", true, "Accepted", "Route is accepted")
+            });
+            for port in ports {
+                let entries = tables.entry((svc.clone(), port)).or_default();
+                entries.extend(entries_of(route));
+            }
+            c.set(match route.problems.first() {
+                None => Condition::new(
+                    "ResolvedRefs",
+                    true,
+                    "ResolvedRefs",
+                    "All references resolved",
+                ),
+                Some(pr) => Condition::new("ResolvedRefs", false, pr.reason, pr.message.clone()),
+            });
+            c.observe(route.meta.generation);
+            parent_status.push(ParentStatus {
+                parent_ref: p.clone(),
+                controller_name: CONTROLLER_NAME.to_string(),
+                conditions: c,
+            });
+        }
+        let existing = statuses
+            .iter_mut()
+            .find(|s| s.kind == route.kind && s.namespace == route_ns && s.name == route.meta.name);
+        match existing {
+            Some(s) => s.parents.extend(parent_status),
+            None => {
+                let mut s = ObjectStatus::new(route.kind, route_ns, &route.meta.name);
+                s.source = Some(route.source.to_string());
+                s.parents = parent_status;
+                statuses.push(s);
+            }
+        }
+    }
+
+    for m in gateways.iter_mut().flat_map(|g| &mut g.mesh) {
+        if let Some(entries) = tables.remove(&(m.service.clone(), m.port)) {
+            m.routes = Some(RouteTable::new(vec![VirtualHost::new("*".into(), entries)]));
+        }
+    }
+}
+
+/// The route entries of every match of every valid rule.
+fn entries_of(route: &ServiceRoute<'_>) -> Vec<RouteEntry> {
+    let created = route.meta.creation_timestamp.clone().unwrap_or_default();
+    route
+        .rules
+        .iter()
+        .flat_map(|(rule_index, rule_name, rule)| {
+            rule.matches.iter().enumerate().map(|(mi, m)| RouteEntry {
+                id: RouteId {
+                    kind: route.kind,
+                    namespace: route.meta.namespace().to_string(),
+                    name: route.meta.name.clone(),
+                    rule: *rule_index,
+                    rule_name: rule_name.clone(),
+                    match_index: mi,
+                },
+                matcher: m.clone(),
+                action: rule.action.clone(),
+                created: created.clone(),
+            })
+        })
+        .collect()
+}

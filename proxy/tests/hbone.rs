@@ -290,3 +290,81 @@ spec:
     // 10% of 1,000: outside 5%..15% is a broken split (p < 1e-9).
     assert!((50..=150).contains(&v2_count), "v2 got {v2_count} of {N}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_identity_is_served_to_new_handshakes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old_ca, new_ca) = (dir.path().join("old"), dir.path().join("new"));
+    let old_bundle = dev_ca::init(&old_ca, "cluster.local", false).unwrap();
+    let new_bundle = dev_ca::init(&new_ca, "cluster.local", false).unwrap();
+    // The files the waypoint reads: its identity and bundle, from the old CA for now.
+    let live = dir.path().join("live");
+    std::fs::create_dir_all(&live).unwrap();
+    let install = |ca_dir: &Path, bundle: &Path| {
+        let (c, k) = dev_ca::issue(ca_dir, "cluster.local", "mesh", "waypoint").unwrap();
+        for (from, to) in [
+            (c, "id.crt"),
+            (k, "id.key"),
+            (bundle.to_path_buf(), "bundle.crt"),
+        ] {
+            let tmp = live.join(format!("{to}.tmp"));
+            std::fs::copy(from, &tmp).unwrap();
+            std::fs::rename(&tmp, live.join(to)).unwrap();
+        }
+    };
+    install(&old_ca, &old_bundle);
+    let config = dir.path().join("mesh.yaml");
+    std::fs::write(
+        &config,
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: waypoint, namespace: mesh}\nspec:\n  gatewayClassName: istio-waypoint\n  listeners: [{name: mesh, port: 15008, protocol: HBONE}]\n",
+    )
+    .unwrap();
+    let gw = Gateway::start(GatewayOptions {
+        source: ConfigSource::Path(config),
+        bind: BindPlan::Ephemeral("127.0.0.1".parse().unwrap()),
+        admin: None,
+        gateways: vec![],
+        watch: true,
+        identity: Some(IdentityFiles {
+            cert: live.join("id.crt"),
+            key: live.join("id.key"),
+            trust_bundle: live.join("bundle.crt"),
+            trust_domain: "cluster.local".into(),
+        }),
+    })
+    .await
+    .unwrap();
+    let addr = gw
+        .bound_addr(&NsName::new("mesh", "waypoint"), 15008)
+        .unwrap();
+    let connects = |ca_dir: std::path::PathBuf| async move {
+        let ca_pem = std::fs::read_to_string(ca_dir.join(dev_ca::CA_CERT)).unwrap();
+        let curl = issued(&ca_dir, "apps", "curl");
+        let config = client_config(&ca_pem, Some(&curl), WAYPOINT_ID).unwrap();
+        // A refused destination still proves the handshake and HTTP/2 worked.
+        match HboneClient::connect(addr, "waypoint.mesh", config).await {
+            Ok(c) => matches!(
+                c.open("192.0.2.1:80".parse().unwrap()).await,
+                Err(TunnelError::Refused(503))
+            ),
+            Err(_) => false,
+        }
+    };
+    assert!(connects(old_ca.clone()).await);
+    assert!(!connects(new_ca.clone()).await);
+
+    install(&new_ca, &new_bundle);
+    let mut rotated = false;
+    for _ in 0..200 {
+        if connects(new_ca.clone()).await {
+            rotated = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(rotated, "new handshakes never used the rotated identity");
+    assert!(
+        !connects(old_ca).await,
+        "the old trust bundle is still accepted"
+    );
+}

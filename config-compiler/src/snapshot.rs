@@ -232,9 +232,25 @@ pub struct Cluster {
     /// out in plaintext.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_error: Option<String>,
+    /// Set when the Service is bound to a waypoint: a gateway sends its traffic there over
+    /// HBONE instead of to the endpoints.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via_waypoint: Option<ViaWaypoint>,
     /// Round-robin cursor (the only mutable thing, an atomic).
     #[serde(skip)]
     pub cursor: AtomicUsize,
+}
+
+/// How to reach a Service through its waypoint ([AM-2], [HB-W1]).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ViaWaypoint {
+    /// The waypoint Gateway.
+    pub waypoint: NsName,
+    /// The waypoint's HBONE endpoints (its Service's EndpointSlices, port 15008).
+    pub endpoints: Vec<SocketAddr>,
+    /// The `CONNECT` authority: the Service's virtual IP and port.
+    pub target: Option<SocketAddr>,
 }
 
 impl Cluster {

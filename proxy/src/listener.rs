@@ -65,8 +65,9 @@ pub struct ListenerManager {
     conf: Arc<ServerConf>,
     mirror: Arc<crate::mirror::Mirrorer>,
     running: Mutex<HashMap<SocketId, Running>>,
-    /// The mesh identity HBONE ports present and trust.
-    identity: ArcSwapOption<crate::mesh::MeshIdentity>,
+    /// The mesh identity (HBONE ports present and trust it; gateways reach waypoints with it)
+    /// and the HBONE connection pool.
+    mesh: Arc<crate::mesh::MeshContext>,
 }
 
 impl ListenerManager {
@@ -78,13 +79,13 @@ impl ListenerManager {
             conf: Arc::new(ServerConf::default()),
             mirror: Arc::new(crate::mirror::Mirrorer::for_gateway()),
             running: Mutex::new(HashMap::new()),
-            identity: ArcSwapOption::empty(),
+            mesh: Arc::new(crate::mesh::MeshContext::default()),
         }
     }
 
     /// Set the mesh identity; the next reconcile gives HBONE ports acceptors with it.
     pub fn set_identity(&self, identity: Option<Arc<crate::mesh::MeshIdentity>>) {
-        self.identity.store(identity);
+        self.mesh.identity.store(identity);
     }
 
     fn desired(&self, snapshot: &Snapshot) -> BTreeMap<SocketId, Vec<(NsName, u16)>> {
@@ -179,6 +180,7 @@ impl ListenerManager {
             keys: keys.clone(),
             state: self.state.clone(),
             mirror: self.mirror.clone(),
+            mesh: self.mesh.clone(),
         };
         let mut proxy = http_proxy(&self.conf, inner);
         let mut opts = pingora::apps::HttpServerOptions::default();
@@ -243,7 +245,7 @@ impl ListenerManager {
         if !is_hbone(port) {
             return acceptor_for(gw, port);
         }
-        let Some(identity) = self.identity.load_full() else {
+        let Some(identity) = self.mesh.identity.load_full() else {
             tracing::error!(gateway = %gw, port = port.port, "HBONE needs a mesh identity (--identity-cert, --identity-key, --trust-bundle)");
             return None;
         };

@@ -58,6 +58,8 @@ pub struct GatewayProxy {
     pub state: Arc<SharedState>,
     /// Sends RequestMirror copies ([HF-4]).
     pub mirror: Arc<Mirrorer>,
+    /// Mesh identity and HBONE pool.
+    pub mesh: Arc<crate::mesh::MeshContext>,
 }
 
 /// Per-request state: the Snapshot the request started on, what routing chose, and the
@@ -95,6 +97,9 @@ pub struct RequestCtx {
     pub(crate) started: Option<Instant>,
     /// TLS towards the chosen cluster's endpoints.
     pub(crate) upstream_tls: Option<Arc<waygate_config::upstream_tls::UpstreamTls>>,
+    /// Through a waypoint: the `CONNECT` target (the Service's `VIP:port`); `upstream` is then
+    /// the waypoint.
+    pub(crate) via_waypoint: Option<SocketAddr>,
 }
 
 /// Copies to send once the request body is complete.
@@ -138,6 +143,14 @@ impl GatewayProxy {
             }
         }
         Err(best)
+    }
+
+    /// Whether this socket is a waypoint's HBONE port (its traffic is already at the waypoint).
+    pub(crate) fn is_waypoint(&self, snapshot: &Snapshot) -> bool {
+        let keys = self.keys.load();
+        keys.iter()
+            .filter_map(|(gw, port)| snapshot.port(gw, *port))
+            .any(|p| p.listeners.iter().any(|l| l.protocol == "HBONE"))
     }
 
     /// The Service port a tunnel's destination names on this socket's waypoint.
@@ -314,7 +327,21 @@ impl ProxyHttp for GatewayProxy {
             // Prior knowledge over cleartext, or HTTP/2 offered by ALPN over TLS.
             peer.options.set_http_version(2, 2);
         }
-        if ctx.upstream_tls.is_none() && !ctx.h2c_upstream && session.is_upgrade_req() {
+        if let Some(target) = ctx.via_waypoint {
+            // [HB-W5] Through the Service's waypoint, as ourselves; never around it.
+            let Some(identity) = self.mesh.identity.load_full() else {
+                return Err(Error::explain(
+                    ErrorType::ConnectError,
+                    "the Service has a waypoint, and reaching it needs a mesh identity (--identity-cert)",
+                ));
+            };
+            peer.group_key = crate::upgrade::UPGRADE_GROUP ^ 1;
+            peer.options.custom_l4 = Some(Arc::new(crate::mesh::outbound::HboneConnector {
+                pool: self.mesh.pool.clone(),
+                identity,
+                target,
+            }));
+        } else if ctx.upstream_tls.is_none() && !ctx.h2c_upstream && session.is_upgrade_req() {
             // cloudflare/pingora#946: see `upgrade`.
             peer.group_key = crate::upgrade::UPGRADE_GROUP;
             peer.options.custom_l4 = Some(Arc::new(crate::upgrade::UpgradeConnector));

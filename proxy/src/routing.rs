@@ -171,6 +171,26 @@ pub(crate) fn decide(
             ctx.h2c_upstream = entry.id.kind == "GRPCRoute"
                 || cluster.and_then(|c| c.app_protocol.as_deref()) == Some("kubernetes.io/h2c");
             ctx.upstream_tls = cluster.and_then(|c| c.tls.clone());
+            // [HB-W5] A Service with a waypoint is reached through it (fail closed).
+            if let Some(via) = cluster.and_then(|c| c.via_waypoint.as_ref())
+                && !app.is_waypoint(snapshot)
+            {
+                ctx.upstream_tls = None;
+                ctx.via_waypoint = via.target;
+                let n = via.endpoints.len();
+                let waypoint = (n > 0)
+                    .then(|| via.endpoints.get(rand::random_range(0..n)).copied())
+                    .flatten();
+                return match (waypoint, via.target) {
+                    (Some(w), Some(_)) => {
+                        ctx.upstream = Some(w);
+                        ctx.backend = index;
+                        ctx.action = Some(action);
+                        Decision::Forward
+                    }
+                    _ => Decision::Reply(LocalReply::no_healthy_upstream()),
+                };
+            }
             let tls_error = cluster.and_then(|c| c.tls_error.as_deref());
             match cluster.and_then(|c| c.next_endpoint()) {
                 _ if tls_error.is_some() => {

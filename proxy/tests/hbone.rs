@@ -368,3 +368,142 @@ async fn a_rotated_identity_is_served_to_new_handshakes() {
         "the old trust bundle is still accepted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingress_gateway_reaches_a_waypointed_service_only_through_its_waypoint() {
+    captured_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dev_ca::init(dir.path(), "cluster.local", false).unwrap();
+    let identity = |ns: &str, sa: &str| {
+        let (cert, key) = dev_ca::issue(dir.path(), "cluster.local", ns, sa).unwrap();
+        IdentityFiles {
+            cert,
+            key,
+            trust_bundle: bundle.clone(),
+            trust_domain: "cluster.local".into(),
+        }
+    };
+    let backend = echo("apps", "reviews", "reviews-v1").await;
+    let reviews = format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: reviews\n  namespace: apps\n  labels: {{istio.io/use-waypoint: waypoint, istio.io/use-waypoint-namespace: mesh}}\nspec:\n  clusterIP: {VIP}\n  ports: [{{name: http, port: 9080}}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: reviews-1, namespace: apps, labels: {{kubernetes.io/service-name: reviews}}}}\naddressType: IPv4\nports: [{{name: http, port: {}}}]\nendpoints: [{{addresses: [\"{}\"]}}]\n",
+        backend.addr.port(),
+        backend.addr.ip()
+    );
+    let start = |yaml: String, id: IdentityFiles| async move {
+        Gateway::start(GatewayOptions {
+            source: ConfigSource::Inline {
+                name: "t.yaml".into(),
+                text: yaml,
+            },
+            bind: BindPlan::Ephemeral("127.0.0.1".parse().unwrap()),
+            admin: None,
+            gateways: vec![],
+            watch: false,
+            identity: Some(id),
+        })
+        .await
+        .unwrap()
+    };
+    let waypoint = start(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: waypoint, namespace: mesh}\nspec:\n  gatewayClassName: istio-waypoint\n  listeners: [{name: mesh, port: 15008, protocol: HBONE}]\n".to_string() + &reviews,
+        identity("mesh", "waypoint"),
+    )
+    .await;
+    let wp = waypoint
+        .bound_addr(&NsName::new("mesh", "waypoint"), 15008)
+        .unwrap();
+
+    // The ingress: HTTPS for clients; the waypoint's own Service holds its HBONE endpoint.
+    let web_ca = TestCa::new("web").unwrap();
+    let web_secret = waygate_conformance::pki::tls_secret_yaml(
+        "infra",
+        "web",
+        &web_ca.server(&["shop.example.com"]).unwrap(),
+    );
+    let ingress_yaml_for = |wp: SocketAddr| {
+        format!(
+            r#"apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: infra}}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - {{name: https, port: 443, protocol: HTTPS, hostname: shop.example.com, tls: {{certificateRefs: [{{name: web}}]}}, allowedRoutes: {{namespaces: {{from: All}}}}}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: shop, namespace: apps}}
+spec:
+  parentRefs: [{{name: gw, namespace: infra}}]
+  rules: [{{backendRefs: [{{name: reviews, port: 9080}}]}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: waypoint, namespace: mesh}}
+spec: {{ports: [{{name: mesh, port: 15008}}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: waypoint-1, namespace: mesh, labels: {{kubernetes.io/service-name: waypoint}}}}
+addressType: IPv4
+ports: [{{name: mesh, port: {}}}]
+endpoints: [{{addresses: ["{}"]}}]
+"#,
+            wp.port(),
+            wp.ip()
+        ) + &reviews
+            + &web_secret
+    };
+    let ingress = start(ingress_yaml_for(wp), identity("infra", "ingress")).await;
+    let https = ingress
+        .bound_addr(&NsName::new("infra", "gw"), 443)
+        .unwrap();
+    let cfg = waygate_conformance::pki::client_config(&web_ca.pem, None, &[]).unwrap();
+    let r = waygate_conformance::pki::https_get(
+        https,
+        Some("shop.example.com"),
+        "shop.example.com",
+        "/via-waypoint",
+        cfg.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let echo: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(echo["pod"], "reviews-v1");
+    // The waypoint saw the ingress's identity: it put it in XFCC and in its access log.
+    let ingress_id = "spiffe://cluster.local/ns/infra/sa/ingress";
+    let xfcc = echo["headers"]["X-Forwarded-Client-Cert"][0]
+        .as_str()
+        .unwrap_or("");
+    assert!(xfcc.ends_with(&format!(";URI={ingress_id}")), "{echo}");
+    assert!(
+        log_line_with(&["/via-waypoint", "peer_identity", ingress_id])
+            .await
+            .is_some(),
+        "no waypoint access-log line with the ingress identity"
+    );
+
+    // Fail closed: when the waypoint cannot be reached, the ingress answers 503 and never goes
+    // to the endpoints directly.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let unreachable_yaml = ingress_yaml_for(dead);
+    let ingress2 = start(unreachable_yaml, identity("infra", "ingress")).await;
+    let https2 = ingress2
+        .bound_addr(&NsName::new("infra", "gw"), 443)
+        .unwrap();
+    let r = waygate_conformance::pki::https_get(
+        https2,
+        Some("shop.example.com"),
+        "shop.example.com",
+        "/no-waypoint",
+        cfg,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(!backend.served().iter().any(|p| p == "/no-waypoint"));
+}

@@ -109,6 +109,7 @@ fn build(world: &World<'_>, svc: NsName, port: u16, warnings: &mut Vec<String>) 
     }
     endpoints.sort();
     endpoints.dedup();
+    let via_waypoint = super::mesh::via_waypoint(world, &svc, port);
     Cluster {
         name,
         app_protocol: service_port.and_then(|p| p.app_protocol.clone()),
@@ -117,6 +118,7 @@ fn build(world: &World<'_>, svc: NsName, port: u16, warnings: &mut Vec<String>) 
         endpoints,
         tls: None,
         tls_error: None,
+        via_waypoint,
         cursor: AtomicUsize::new(0),
     }
 }

@@ -30,6 +30,64 @@ fn binding(
     Some(Some(NsName::new(ns, name)))
 }
 
+/// The HBONE port of a waypoint.
+pub const HBONE_PORT: u16 = 15008;
+
+/// The waypoint a Service is bound to, if any (a label on the Service beats its Namespace's).
+fn bound_waypoint(world: &World<'_>, svc: &crate::resources::Service) -> Option<NsName> {
+    let ns = svc.metadata.namespace();
+    binding(&svc.metadata.labels, ns)
+        .or_else(|| binding(&world.namespace_labels(ns), ns))
+        .flatten()
+}
+
+/// [AM-2] How to reach Service port `svc:port` through its waypoint: the waypoint's own
+/// Service (named like the Gateway, as Istio creates it) has the HBONE endpoints; the CONNECT
+/// authority is the Service's virtual IP and port.
+pub(super) fn via_waypoint(
+    world: &World<'_>,
+    svc: &NsName,
+    port: u16,
+) -> Option<crate::snapshot::ViaWaypoint> {
+    let service = world.service(&svc.namespace, &svc.name)?;
+    let waypoint = bound_waypoint(world, service)?;
+    let mut endpoints = Vec::new();
+    for slice in world.slices(&waypoint.namespace, &waypoint.name) {
+        let target = slice
+            .ports
+            .iter()
+            .find_map(|p| {
+                p.port
+                    .filter(|n| *n == HBONE_PORT || p.name.as_deref() == Some("mesh"))
+            })
+            .unwrap_or(HBONE_PORT);
+        for ep in slice
+            .endpoints
+            .iter()
+            .filter(|e| e.conditions.ready != Some(false))
+        {
+            endpoints.extend(
+                ep.addresses
+                    .iter()
+                    .filter_map(|a| a.parse::<IpAddr>().ok())
+                    .map(|ip| std::net::SocketAddr::new(ip, target)),
+            );
+        }
+    }
+    let target = service
+        .spec
+        .cluster_ips
+        .iter()
+        .chain(service.spec.cluster_ip.iter())
+        .find_map(|ip| ip.parse::<IpAddr>().ok())
+        .map(|ip| std::net::SocketAddr::new(ip, port));
+    Some(crate::snapshot::ViaWaypoint {
+        waypoint,
+        endpoints,
+        target,
+    })
+}
+
 /// Whether the Gateway is a waypoint that accepts service-addressed traffic.
 fn serves_services(gw: &Gateway) -> bool {
     let has_hbone = gw.spec.listeners.iter().any(|l| l.protocol == "HBONE");
@@ -55,12 +113,7 @@ pub(super) fn services_of(
     let mut out = Vec::new();
     for s in &r.services {
         let svc = &s.object;
-        let ns = svc.metadata.namespace();
-        // A label on the Service beats one on its Namespace.
-        let bound = binding(&svc.metadata.labels, ns)
-            .or_else(|| binding(&world.namespace_labels(ns), ns))
-            .flatten();
-        if bound.as_ref() != Some(&me) {
+        if bound_waypoint(world, svc).as_ref() != Some(&me) {
             continue;
         }
         let vips: Vec<IpAddr> = svc

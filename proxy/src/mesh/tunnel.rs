@@ -22,12 +22,42 @@ static NEXT_ID: AtomicI32 = AtomicI32::new(-2);
 /// The most bytes asked of the HTTP/2 flow-control window at a time.
 const WRITE_CHUNK: usize = 64 * 1024;
 
-/// A `CONNECT` stream's bytes, both ways.
-pub struct H2Tunnel {
+/// The bytes of an HTTP/2 stream, both ways, with flow control given back as they are read.
+/// Dropping it ends our half cleanly (a reset stream counts against the peer's reset-flood
+/// protection, which closes the whole connection).
+pub struct H2Duplex {
     recv: RecvStream,
     send: SendStream<Bytes>,
     /// Data received but not yet read.
     pending: Bytes,
+}
+
+impl H2Duplex {
+    /// Both halves of a stream.
+    pub fn new(recv: RecvStream, send: SendStream<Bytes>) -> Self {
+        Self {
+            recv,
+            send,
+            pending: Bytes::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for H2Duplex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("H2Duplex")
+    }
+}
+
+impl Drop for H2Duplex {
+    fn drop(&mut self) {
+        let _ = self.send.send_data(Bytes::new(), true);
+    }
+}
+
+/// A `CONNECT` stream served by the request path.
+pub struct H2Tunnel {
+    io: H2Duplex,
     ssl: Option<Arc<SslDigest>>,
     socket: Arc<SocketDigest>,
     id: UniqueIDType,
@@ -49,9 +79,7 @@ impl H2Tunnel {
         socket: SocketDigest,
     ) -> Self {
         Self {
-            recv,
-            send,
-            pending: Bytes::new(),
+            io: H2Duplex::new(recv, send),
             ssl,
             socket: Arc::new(socket),
             id: NEXT_ID.fetch_sub(1, Ordering::Relaxed),
@@ -59,7 +87,7 @@ impl H2Tunnel {
     }
 }
 
-impl AsyncRead for H2Tunnel {
+impl AsyncRead for H2Duplex {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -84,7 +112,7 @@ impl AsyncRead for H2Tunnel {
     }
 }
 
-impl AsyncWrite for H2Tunnel {
+impl AsyncWrite for H2Duplex {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -121,18 +149,36 @@ impl AsyncWrite for H2Tunnel {
     }
 }
 
-impl Drop for H2Tunnel {
-    fn drop(&mut self) {
-        // End our half cleanly: a dropped stream would be reset, and a peer that keeps sending
-        // on reset streams trips HTTP/2's reset-flood protection for the whole connection.
-        let _ = self.send.send_data(Bytes::new(), true);
+impl AsyncRead for H2Tunnel {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for H2Tunnel {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
 #[async_trait]
 impl Shutdown for H2Tunnel {
     async fn shutdown(&mut self) {
-        let _ = self.send.send_data(Bytes::new(), true);
+        let _ = self.io.send.send_data(Bytes::new(), true);
     }
 }
 

@@ -101,6 +101,8 @@ pub struct MeshService {
     /// Routes attached to the Service (parentRef `kind: Service`); `None`: default routing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub routes: Option<RouteTable>,
+    /// Not HTTP (by `appProtocol` or port name): tunnels are spliced to an endpoint as TCP.
+    pub opaque: bool,
 }
 
 /// The listeners sharing one port, most specific hostname first ([GW-3]).

@@ -507,3 +507,38 @@ endpoints: [{{addresses: ["{}"]}}]
     assert_eq!(r.status, 503, "{}", r.body);
     assert!(!backend.served().iter().any(|p| p == "/no-waypoint"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_service_port_is_spliced_as_opaque_bytes() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let db = waygate_conformance::tcp_echo::TcpEchoServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        waygate_conformance::echo::EchoIdentity::new("apps", "db", "db-0"),
+        None,
+    )
+    .await
+    .unwrap();
+    let extra = format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: db\n  namespace: apps\n  labels: {{istio.io/use-waypoint: waypoint, istio.io/use-waypoint-namespace: mesh}}\nspec:\n  clusterIP: 10.96.0.20\n  ports: [{{name: tcp-postgres, port: 5432}}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: db-1, namespace: apps, labels: {{kubernetes.io/service-name: db}}}}\naddressType: IPv4\nports: [{{name: tcp-postgres, port: {}}}]\nendpoints: [{{addresses: [\"{}\"]}}]\n",
+        db.addr.port(),
+        db.addr.ip()
+    );
+    let m = mesh_with(&extra).await;
+    let curl = issued(m.dir.path(), "apps", "curl");
+    let config = client_config(&m.ca_pem, Some(&curl), WAYPOINT_ID).unwrap();
+    let client = HboneClient::connect(m.addr, "waypoint.mesh", config)
+        .await
+        .unwrap();
+    let tunnel = client
+        .open("10.96.0.20:5432".parse().unwrap())
+        .await
+        .unwrap();
+    let mut lines = BufReader::new(tunnel);
+    let mut line = String::new();
+    lines.read_line(&mut line).await.unwrap();
+    assert_eq!(line.trim_end(), waygate_conformance::tcp_echo::GREETING);
+    lines.get_mut().write_all(b"PING\n").await.unwrap();
+    line.clear();
+    lines.read_line(&mut line).await.unwrap();
+    assert_eq!(line.trim_end(), "PONG");
+}

@@ -88,6 +88,26 @@ pub(super) fn via_waypoint(
     })
 }
 
+/// Istio's protocol selection for a Service port: `appProtocol`, else the port name's
+/// `<protocol>[-<suffix>]` prefix. Only a protocol that is clearly not HTTP makes the port
+/// opaque TCP; anything else (including unnamed ports) is served as HTTP.
+pub fn is_opaque(port: &crate::resources::core::ServicePort) -> bool {
+    let declared = port
+        .app_protocol
+        .as_deref()
+        .or_else(|| {
+            port.name
+                .as_deref()
+                .map(|n| n.split('-').next().unwrap_or(n))
+        })
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    matches!(
+        declared.as_str(),
+        "tcp" | "tls" | "mongo" | "mysql" | "redis" | "kafka" | "zookeeper" | "postgres"
+    )
+}
+
 /// Whether the Gateway is a waypoint that accepts service-addressed traffic.
 fn serves_services(gw: &Gateway) -> bool {
     let has_hbone = gw.spec.listeners.iter().any(|l| l.protocol == "HBONE");
@@ -137,6 +157,7 @@ pub(super) fn services_of(
                 cluster: clusters.intern(id.clone(), p.port),
                 service: id.clone(),
                 routes: None,
+                opaque: is_opaque(p),
             });
         }
     }
@@ -153,6 +174,24 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn only_clearly_non_http_ports_are_opaque() {
+        let port = |name: Option<&str>, app: Option<&str>| crate::resources::core::ServicePort {
+            name: name.map(str::to_string),
+            port: 1,
+            target_port: None,
+            app_protocol: app.map(str::to_string),
+            protocol: None,
+        };
+        assert!(is_opaque(&port(Some("tcp-db"), None)));
+        assert!(is_opaque(&port(Some("mysql"), None)));
+        assert!(is_opaque(&port(Some("http"), Some("tcp"))));
+        assert!(!is_opaque(&port(Some("tcp"), Some("http"))));
+        assert!(!is_opaque(&port(Some("http-web"), None)));
+        assert!(!is_opaque(&port(None, None)));
+        assert!(!is_opaque(&port(Some("grpc"), Some("kubernetes.io/h2c"))));
     }
 
     #[test]

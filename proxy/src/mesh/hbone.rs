@@ -118,15 +118,37 @@ async fn stream_tunnel(
         return;
     };
     let snapshot = serving.state.snapshot();
-    let served = snapshot
+    let service = snapshot
         .gateway(&serving.gateway)
-        .and_then(|g| g.mesh_service(dest))
-        .is_some();
-    if !served {
+        .and_then(|g| g.mesh_service(dest));
+    let Some(service) = service else {
         tracing::info!(%peer, %dest, waypoint = %serving.gateway, "HBONE: destination not served by this waypoint");
         refuse(&mut respond, 503);
         return;
-    }
+    };
+    // Opaque TCP: an endpoint of the Service, spliced (L4 only).
+    let tcp_endpoint = if service.opaque {
+        let ep = snapshot
+            .clusters
+            .get(service.cluster)
+            .and_then(|c| c.next_endpoint());
+        let Some(ep) = ep else {
+            tracing::info!(%peer, %dest, "HBONE: no ready endpoint");
+            refuse(&mut respond, 503);
+            return;
+        };
+        match tokio::net::TcpStream::connect(ep).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::info!(%peer, %dest, endpoint = %ep, "HBONE: endpoint unreachable: {e}");
+                refuse(&mut respond, 503);
+                return;
+            }
+        }
+    } else {
+        None
+    };
+    drop(snapshot);
     let Ok(ok) = http::Response::builder().status(200).body(()) else {
         return;
     };
@@ -137,6 +159,14 @@ async fn stream_tunnel(
     let _ = socket.peer_addr.set(Some(PingoraAddr::Inet(peer)));
     let _ = socket.local_addr.set(Some(PingoraAddr::Inet(dest)));
     let _ = socket.original_dst.set(Some(PingoraAddr::Inet(dest)));
-    let tunnel = H2Tunnel::new(req.into_body(), send, digest, socket);
-    serving.app.process_new(Box::new(tunnel), &shutdown).await;
+    let mut tunnel = H2Tunnel::new(req.into_body(), send, digest, socket);
+    match tcp_endpoint {
+        Some(mut upstream) => {
+            let _ = upstream.set_nodelay(true);
+            let _ = tokio::io::copy_bidirectional(&mut tunnel, &mut upstream).await;
+        }
+        None => {
+            serving.app.process_new(Box::new(tunnel), &shutdown).await;
+        }
+    }
 }

@@ -340,6 +340,7 @@ impl ProxyHttp for GatewayProxy {
                 pool: self.mesh.pool.clone(),
                 identity,
                 target,
+                client: session.client_addr().and_then(|a| a.as_inet()).copied(),
             }));
         } else if ctx.upstream_tls.is_none() && !ctx.h2c_upstream && session.is_upgrade_req() {
             // cloudflare/pingora#946: see `upgrade`.

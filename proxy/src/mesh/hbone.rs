@@ -155,8 +155,15 @@ async fn stream_tunnel(
     let Ok(send) = respond.send_response(ok, false) else {
         return;
     };
+    // [HB-W2] The original client, when the tunnel's sender names it; else the sender.
+    let client = req
+        .headers()
+        .get(http::header::FORWARDED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(super::outbound::forwarded_client)
+        .unwrap_or(peer);
     let socket = SocketDigest::from_raw_fd(-1);
-    let _ = socket.peer_addr.set(Some(PingoraAddr::Inet(peer)));
+    let _ = socket.peer_addr.set(Some(PingoraAddr::Inet(client)));
     let _ = socket.local_addr.set(Some(PingoraAddr::Inet(dest)));
     let _ = socket.original_dst.set(Some(PingoraAddr::Inet(dest)));
     let mut tunnel = H2Tunnel::new(req.into_body(), send, digest, socket);

@@ -189,6 +189,26 @@ impl ServerCertVerifier for MeshPeer {
     }
 }
 
+/// `for="<ip:port>"` (IPv6 in brackets), as ztunnel sends it.
+pub fn forwarded_for(client: SocketAddr) -> String {
+    format!("for=\"{client}\"")
+}
+
+/// The client a `Forwarded` header names in its first `for=`, if it is an `ip:port`.
+pub fn forwarded_client(value: &str) -> Option<SocketAddr> {
+    value
+        .split([';', ','])
+        .map(str::trim)
+        .find_map(|part| {
+            let (k, v) = part.split_once('=')?;
+            k.trim()
+                .eq_ignore_ascii_case("for")
+                .then(|| v.trim().trim_matches('"'))
+        })?
+        .parse()
+        .ok()
+}
+
 /// Pingora's connector for one upstream connection through a waypoint.
 #[derive(Debug)]
 pub struct HboneConnector {
@@ -198,6 +218,8 @@ pub struct HboneConnector {
     pub identity: Arc<MeshIdentity>,
     /// The `CONNECT` authority (the Service's `VIP:port`).
     pub target: SocketAddr,
+    /// The original client, sent as `Forwarded: for="…"` ([HB-W2]).
+    pub client: Option<SocketAddr>,
 }
 
 #[async_trait]
@@ -207,9 +229,13 @@ impl L4Connect for HboneConnector {
             return Error::e_explain(ErrorType::ConnectError, "HBONE needs an IP waypoint");
         };
         let mut send = self.pool.sender(waypoint, &self.identity).await?;
-        let req = http::Request::builder()
+        let mut req = http::Request::builder()
             .method(http::Method::CONNECT)
-            .uri(self.target.to_string())
+            .uri(self.target.to_string());
+        if let Some(client) = self.client {
+            req = req.header(http::header::FORWARDED, forwarded_for(client));
+        }
+        let req = req
             .body(())
             .map_err(|e| failed(ErrorType::InternalError, e.to_string()))?;
         let (resp, stream) = send
@@ -266,5 +292,24 @@ impl AsyncWrite for OutboundTunnel {
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_names_the_client_both_ways_hb_w2() {
+        for addr in ["10.0.0.7:41000", "[2001:db8::7]:41000"] {
+            let a: SocketAddr = addr.parse().unwrap();
+            assert_eq!(forwarded_client(&forwarded_for(a)), Some(a));
+        }
+        assert_eq!(
+            forwarded_client("for=\"10.1.2.3:5\";host=reviews.default.svc.cluster.local"),
+            "10.1.2.3:5".parse().ok()
+        );
+        assert_eq!(forwarded_client("by=x"), None);
+        assert_eq!(forwarded_client("for=unknown"), None);
     }
 }

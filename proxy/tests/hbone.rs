@@ -542,3 +542,79 @@ async fn a_tcp_service_port_is_spliced_as_opaque_bytes() {
     lines.read_line(&mut line).await.unwrap();
     assert_eq!(line.trim_end(), "PONG");
 }
+
+/// Accepts any server certificate: this test is about what the server refuses.
+#[derive(Debug)]
+struct AnyServer(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyServer {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hbone_is_tls_1_3_only() {
+    use rustls::pki_types::pem::PemObject;
+    let m = mesh().await;
+    let curl = issued(m.dir.path(), "apps", "curl");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain = rustls::pki_types::CertificateDer::pem_slice_iter(curl.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(curl.key_pem.as_bytes()).unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyServer(provider)))
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(m.addr).await.unwrap();
+    let opened = async {
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect("waypoint.mesh".try_into()?, tcp)
+            .await?;
+        let (send, conn) = h2::client::handshake(tls).await?;
+        tokio::spawn(conn);
+        let mut send = send.ready().await?;
+        let req = http::Request::builder()
+            .method("CONNECT")
+            .uri(format!("{VIP}:9080"))
+            .body(())?;
+        let (resp, _) = send.send_request(req, false)?;
+        anyhow::Ok(resp.await?.status())
+    }
+    .await;
+    assert!(
+        opened.is_err(),
+        "a TLS 1.2 client opened a tunnel: {opened:?}"
+    );
+}

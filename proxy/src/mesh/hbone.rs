@@ -61,6 +61,11 @@ pub async fn serve(
         return;
     }
     let digest = tls.get_ssl_digest();
+    // [HB-W1] HBONE is TLS 1.3 only (Pingora's settings also offer 1.2).
+    if digest.as_ref().is_none_or(|d| d.version != "TLSv1_3") {
+        tracing::debug!(%peer, "HBONE needs TLS 1.3");
+        return;
+    }
     let mut conn = match tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
         h2::server::Builder::new()

@@ -234,6 +234,9 @@ pub struct Cluster {
     /// out in plaintext.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_error: Option<String>,
+    /// The endpoints are in the ambient mesh (their Namespace is labelled
+    /// `istio.io/dataplane-mode: ambient`): reach each over HBONE at `<endpoint IP>:15008`.
+    pub in_mesh: bool,
     /// Set when the Service is bound to a waypoint: a gateway sends its traffic there over
     /// HBONE instead of to the endpoints.
     #[serde(skip_serializing_if = "Option::is_none")]

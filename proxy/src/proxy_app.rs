@@ -97,9 +97,9 @@ pub struct RequestCtx {
     pub(crate) started: Option<Instant>,
     /// TLS towards the chosen cluster's endpoints.
     pub(crate) upstream_tls: Option<Arc<waygate_config::upstream_tls::UpstreamTls>>,
-    /// Through a waypoint: the `CONNECT` target (the Service's `VIP:port`); `upstream` is then
-    /// the waypoint.
-    pub(crate) via_waypoint: Option<SocketAddr>,
+    /// Over HBONE: the `CONNECT` target (a Service's `VIP:port` through its waypoint, or an
+    /// in-mesh endpoint's `IP:port`); `upstream` is then the HBONE peer (`…:15008`).
+    pub(crate) hbone_target: Option<SocketAddr>,
 }
 
 /// Copies to send once the request body is complete.
@@ -327,12 +327,13 @@ impl ProxyHttp for GatewayProxy {
             // Prior knowledge over cleartext, or HTTP/2 offered by ALPN over TLS.
             peer.options.set_http_version(2, 2);
         }
-        if let Some(target) = ctx.via_waypoint {
-            // [HB-W5] Through the Service's waypoint, as ourselves; never around it.
+        if let Some(target) = ctx.hbone_target {
+            // [HB-W5] Over HBONE as ourselves: to the Service's waypoint (never around it), or
+            // to an in-mesh endpoint's ztunnel.
             let Some(identity) = self.mesh.identity.load_full() else {
                 return Err(Error::explain(
                     ErrorType::ConnectError,
-                    "the Service has a waypoint, and reaching it needs a mesh identity (--identity-cert)",
+                    "HBONE (a waypoint or an in-mesh endpoint) needs a mesh identity (--identity-cert)",
                 ));
             };
             peer.group_key = crate::upgrade::UPGRADE_GROUP ^ 1;

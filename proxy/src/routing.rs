@@ -176,7 +176,7 @@ pub(crate) fn decide(
                 && !app.is_waypoint(snapshot)
             {
                 ctx.upstream_tls = None;
-                ctx.via_waypoint = via.target;
+                ctx.hbone_target = via.target;
                 let n = via.endpoints.len();
                 let waypoint = (n > 0)
                     .then(|| via.endpoints.get(rand::random_range(0..n)).copied())
@@ -190,6 +190,9 @@ pub(crate) fn decide(
                     }
                     _ => Decision::Reply(LocalReply::no_healthy_upstream()),
                 };
+            }
+            if let Some(c) = cluster.filter(|c| c.in_mesh) {
+                return in_mesh(c, index, action, ctx);
             }
             let tls_error = cluster.and_then(|c| c.tls_error.as_deref());
             match cluster.and_then(|c| c.next_endpoint()) {
@@ -223,6 +226,35 @@ pub(crate) fn decide(
     }
 }
 
+/// [HB-W5] An in-mesh endpoint is reached over HBONE through its node's ztunnel
+/// (`<endpoint IP>:15008`, `CONNECT <endpoint IP>:<target port>`); DestinationRule TLS does not
+/// apply in the mesh.
+fn in_mesh_endpoint(cluster: &waygate_config::snapshot::Cluster, ctx: &mut RequestCtx) -> Decision {
+    let Some(endpoint) = cluster.next_endpoint() else {
+        return Decision::Reply(LocalReply::no_healthy_upstream());
+    };
+    ctx.upstream_tls = None;
+    ctx.hbone_target = Some(endpoint);
+    ctx.upstream = Some(SocketAddr::new(endpoint.ip(), HBONE_PORT));
+    Decision::Forward
+}
+
+/// [`in_mesh_endpoint`] for a route's chosen backend: keeps the route's action for the
+/// response filters.
+fn in_mesh(
+    cluster: &waygate_config::snapshot::Cluster,
+    index: usize,
+    action: std::sync::Arc<RuleAction>,
+    ctx: &mut RequestCtx,
+) -> Decision {
+    ctx.backend = index;
+    ctx.action = Some(action);
+    in_mesh_endpoint(cluster, ctx)
+}
+
+/// The HBONE port of every in-mesh node.
+const HBONE_PORT: u16 = 15008;
+
 /// The destination an HBONE tunnel's CONNECT named.
 fn tunnel_destination(session: &Session) -> Option<SocketAddr> {
     session
@@ -243,6 +275,9 @@ fn mesh_default(
         return Decision::Reply(LocalReply::no_route());
     };
     ctx.h2c_upstream = cluster.app_protocol.as_deref() == Some("kubernetes.io/h2c");
+    if cluster.in_mesh {
+        return in_mesh_endpoint(cluster, ctx);
+    }
     ctx.upstream_tls = cluster.tls.clone();
     if cluster.tls_error.is_some() {
         return Decision::Reply(LocalReply::upstream_tls_unusable());

@@ -618,3 +618,153 @@ async fn hbone_is_tls_1_3_only() {
         "a TLS 1.2 client opened a tunnel: {opened:?}"
     );
 }
+
+/// A stand-in for a node's ztunnel: HBONE on `<ip>:15008` with a workload certificate; each
+/// CONNECT is recorded (authority, the caller's SPIFFE ID) and spliced to the authority.
+async fn fake_ztunnel(
+    ip: &str,
+    ca_dir: &Path,
+    seen: Arc<std::sync::Mutex<Vec<(String, String)>>>,
+) -> std::io::Result<()> {
+    use rustls::pki_types::pem::PemObject;
+    let (cert, key) = dev_ca::issue(ca_dir, "cluster.local", "apps", "reviews").unwrap();
+    let chain = rustls::pki_types::CertificateDer::pem_slice_iter(&std::fs::read(cert).unwrap())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key =
+        rustls::pki_types::PrivateKeyDer::from_pem_slice(&std::fs::read(key).unwrap()).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(
+        &std::fs::read(ca_dir.join(dev_ca::CA_CERT)).unwrap(),
+    ) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind((ip, 15008)).await?;
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, seen) = (acceptor.clone(), seen.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let caller = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .map(|c| waygate_config::tls_material::subject_alt_names(c.as_ref()).0)
+                    .and_then(|uris| uris.into_iter().next())
+                    .unwrap_or_default();
+                let Ok(mut conn) = h2::server::handshake(tls).await else {
+                    return;
+                };
+                while let Some(Ok((req, mut respond))) = conn.accept().await {
+                    let authority = req
+                        .uri()
+                        .authority()
+                        .map(|a| a.to_string())
+                        .unwrap_or_default();
+                    seen.lock()
+                        .unwrap()
+                        .push((authority.clone(), caller.clone()));
+                    tokio::spawn(async move {
+                        let Ok(mut upstream) =
+                            tokio::net::TcpStream::connect(authority.as_str()).await
+                        else {
+                            let _ = respond.send_response(
+                                http::Response::builder().status(503).body(()).unwrap(),
+                                true,
+                            );
+                            return;
+                        };
+                        let Ok(send) = respond.send_response(
+                            http::Response::builder().status(200).body(()).unwrap(),
+                            false,
+                        ) else {
+                            return;
+                        };
+                        let mut tunnel =
+                            waygate::mesh::tunnel::H2Duplex::new(req.into_body(), send);
+                        let _ = tokio::io::copy_bidirectional(&mut tunnel, &mut upstream).await;
+                    });
+                }
+            });
+        }
+    });
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_waypoint_reaches_in_mesh_endpoints_over_hbone_as_itself() {
+    let node_ip = "127.0.0.2";
+    let backend = waygate_conformance::echo::EchoServer::start(
+        format!("{node_ip}:0").parse().unwrap(),
+        waygate_conformance::echo::EchoIdentity::new("apps", "ratings", "ratings-v1"),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dev_ca::init(dir.path(), "cluster.local", false).unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    fake_ztunnel(node_ip, dir.path(), seen.clone())
+        .await
+        .expect("127.0.0.2:15008 is free for the stand-in ztunnel");
+    let (cert, key) = dev_ca::issue(dir.path(), "cluster.local", "mesh", "waypoint").unwrap();
+    let yaml = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: apps, labels: {{istio.io/dataplane-mode: ambient}}}}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: waypoint, namespace: mesh}}\nspec:\n  gatewayClassName: istio-waypoint\n  listeners: [{{name: mesh, port: 15008, protocol: HBONE}}]\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: ratings\n  namespace: apps\n  labels: {{istio.io/use-waypoint: waypoint, istio.io/use-waypoint-namespace: mesh}}\nspec:\n  clusterIP: 10.96.0.30\n  ports: [{{name: http, port: 9080}}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: ratings-1, namespace: apps, labels: {{kubernetes.io/service-name: ratings}}}}\naddressType: IPv4\nports: [{{name: http, port: {}}}]\nendpoints: [{{addresses: [\"{node_ip}\"]}}]\n",
+        backend.addr.port()
+    );
+    let gw = Gateway::start(GatewayOptions {
+        source: ConfigSource::Inline {
+            name: "mesh.yaml".into(),
+            text: yaml,
+        },
+        bind: BindPlan::Ephemeral("127.0.0.1".parse().unwrap()),
+        admin: None,
+        gateways: vec![],
+        watch: false,
+        identity: Some(IdentityFiles {
+            cert,
+            key,
+            trust_bundle: bundle.clone(),
+            trust_domain: "cluster.local".into(),
+        }),
+    })
+    .await
+    .unwrap();
+    let addr = gw
+        .bound_addr(&NsName::new("mesh", "waypoint"), 15008)
+        .unwrap();
+    let ca_pem = std::fs::read_to_string(&bundle).unwrap();
+    let curl = issued(dir.path(), "apps", "curl");
+    let config = client_config(&ca_pem, Some(&curl), WAYPOINT_ID).unwrap();
+    let client = HboneClient::connect(addr, "waypoint.mesh", config)
+        .await
+        .unwrap();
+    let (status, body) = get_through(&client, "10.96.0.30:9080", "/in-mesh")
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("ratings-v1"), "{body}");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        vec![(backend.addr.to_string(), WAYPOINT_ID.to_string())],
+        "the ztunnel saw CONNECT <endpoint>:<target port> from the waypoint's identity"
+    );
+}

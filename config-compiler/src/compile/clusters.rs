@@ -110,6 +110,10 @@ fn build(world: &World<'_>, svc: NsName, port: u16, warnings: &mut Vec<String>) 
     endpoints.sort();
     endpoints.dedup();
     let via_waypoint = super::mesh::via_waypoint(world, &svc, port);
+    let in_mesh = world
+        .namespace_labels(&svc.namespace)
+        .get(super::mesh::DATAPLANE_MODE)
+        .is_some_and(|m| m == "ambient");
     Cluster {
         name,
         app_protocol: service_port.and_then(|p| p.app_protocol.clone()),
@@ -119,6 +123,7 @@ fn build(world: &World<'_>, svc: NsName, port: u16, warnings: &mut Vec<String>) 
         tls: None,
         tls_error: None,
         via_waypoint,
+        in_mesh,
         cursor: AtomicUsize::new(0),
     }
 }

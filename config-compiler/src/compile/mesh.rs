@@ -30,6 +30,9 @@ fn binding(
     Some(Some(NsName::new(ns, name)))
 }
 
+/// The label that puts a Namespace in the ambient mesh ([AM-1]).
+pub const DATAPLANE_MODE: &str = "istio.io/dataplane-mode";
+
 /// The HBONE port of a waypoint.
 pub const HBONE_PORT: u16 = 15008;
 

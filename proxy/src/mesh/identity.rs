@@ -32,6 +32,9 @@ pub struct MeshIdentity {
     pub cert: ServerCert,
     /// Roots peers must chain to.
     pub trust: TrustAnchors,
+    /// Changes whenever the certificate or the trust bundle does: pooled HBONE connections are
+    /// keyed by it, so none outlives a rotation of either.
+    pub fingerprint: u64,
 }
 
 /// Read a file, naming it in the error.
@@ -84,11 +87,20 @@ impl IdentityFiles {
             &read(&self.trust_bundle)?,
         )
         .map_err(|e| format!("{}: {e}", self.trust_bundle.display()))?;
+        let fingerprint = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            for c in cert.key.cert.iter().chain(trust.certs.iter()) {
+                c.as_ref().hash(&mut h);
+            }
+            h.finish()
+        };
         Ok(Arc::new(MeshIdentity {
             spiffe_id,
             trust_domain: self.trust_domain.clone(),
             cert,
             trust,
+            fingerprint,
         }))
     }
 }

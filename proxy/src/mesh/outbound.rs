@@ -1,7 +1,8 @@
 //! HBONE outbound ([HB-W1], [HB-W5]): a gateway sends traffic for a Service bound to a waypoint
 //! through that waypoint, as an HTTP/2 `CONNECT` stream to `VIP:port` over mutual TLS with the
-//! gateway's own identity. HTTP/2 connections are pooled per (waypoint address, identity), never
-//! shared across identities; each upstream connection Pingora asks for is one new stream.
+//! gateway's own identity. HTTP/2 connections are pooled per (peer address, identity and trust
+//! bundle), never shared across either; each upstream connection Pingora asks for is one new
+//! stream.
 
 use super::MeshIdentity;
 use super::tunnel::H2Duplex;
@@ -22,10 +23,11 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Pooled HBONE connections, by (waypoint address, our SPIFFE ID).
+/// Pooled HBONE connections, by (peer address, our identity's fingerprint: certificate and
+/// trust bundle).
 #[derive(Default)]
 pub struct HbonePool {
-    conns: Mutex<HashMap<(SocketAddr, String), SendRequest<Bytes>>>,
+    conns: Mutex<HashMap<(SocketAddr, u64), SendRequest<Bytes>>>,
 }
 
 impl std::fmt::Debug for HbonePool {
@@ -45,7 +47,7 @@ impl HbonePool {
         addr: SocketAddr,
         identity: &MeshIdentity,
     ) -> pingora::Result<SendRequest<Bytes>> {
-        let key = (addr, identity.spiffe_id.clone());
+        let key = (addr, identity.fingerprint);
         let pooled = self.conns.lock().ok().and_then(|m| m.get(&key).cloned());
         if let Some(s) = pooled
             && let Ok(ready) = s.ready().await

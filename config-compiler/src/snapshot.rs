@@ -103,6 +103,10 @@ pub struct MeshService {
     pub routes: Option<RouteTable>,
     /// Not HTTP (by `appProtocol` or port name): tunnels are spliced to an endpoint as TCP.
     pub opaque: bool,
+    /// Workload addressing (`istio.io/waypoint-for: workload`/`all`): this entry is one
+    /// endpoint, by its own address, and its traffic goes to that endpoint only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<SocketAddr>,
 }
 
 /// The listeners sharing one port, most specific hostname first ([GW-3]).

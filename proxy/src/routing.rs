@@ -229,8 +229,8 @@ pub(crate) fn decide(
 /// [HB-W5] An in-mesh endpoint is reached over HBONE through its node's ztunnel
 /// (`<endpoint IP>:15008`, `CONNECT <endpoint IP>:<target port>`); DestinationRule TLS does not
 /// apply in the mesh.
-fn in_mesh_endpoint(cluster: &waygate_config::snapshot::Cluster, ctx: &mut RequestCtx) -> Decision {
-    let Some(endpoint) = cluster.next_endpoint() else {
+fn in_mesh_endpoint(endpoint: Option<SocketAddr>, ctx: &mut RequestCtx) -> Decision {
+    let Some(endpoint) = endpoint else {
         return Decision::Reply(LocalReply::no_healthy_upstream());
     };
     ctx.upstream_tls = None;
@@ -249,7 +249,7 @@ fn in_mesh(
 ) -> Decision {
     ctx.backend = index;
     ctx.action = Some(action);
-    in_mesh_endpoint(cluster, ctx)
+    in_mesh_endpoint(cluster.next_endpoint(), ctx)
 }
 
 /// The HBONE port of every in-mesh node.
@@ -275,14 +275,15 @@ fn mesh_default(
         return Decision::Reply(LocalReply::no_route());
     };
     ctx.h2c_upstream = cluster.app_protocol.as_deref() == Some("kubernetes.io/h2c");
+    let endpoint = service.pinned.or_else(|| cluster.next_endpoint());
     if cluster.in_mesh {
-        return in_mesh_endpoint(cluster, ctx);
+        return in_mesh_endpoint(endpoint, ctx);
     }
     ctx.upstream_tls = cluster.tls.clone();
     if cluster.tls_error.is_some() {
         return Decision::Reply(LocalReply::upstream_tls_unusable());
     }
-    match cluster.next_endpoint() {
+    match endpoint {
         Some(addr) => {
             ctx.upstream = Some(addr);
             Decision::Forward

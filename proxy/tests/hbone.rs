@@ -768,3 +768,63 @@ async fn the_waypoint_reaches_in_mesh_endpoints_over_hbone_as_itself() {
         "the ztunnel saw CONNECT <endpoint>:<target port> from the waypoint's identity"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workload_waypoint_takes_pod_addresses_and_keeps_them() {
+    let a = echo("apps", "reviews", "reviews-a").await;
+    let b = echo("apps", "reviews", "reviews-b").await;
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dev_ca::init(dir.path(), "cluster.local", false).unwrap();
+    let (cert, key) = dev_ca::issue(dir.path(), "cluster.local", "mesh", "waypoint").unwrap();
+    let slice = |name: &str, ep: SocketAddr| {
+        format!(
+            "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: {name}, namespace: apps, labels: {{kubernetes.io/service-name: reviews}}}}\naddressType: IPv4\nports: [{{name: http, port: {}}}]\nendpoints: [{{addresses: [\"{}\"]}}]\n",
+            ep.port(),
+            ep.ip()
+        )
+    };
+    let yaml = format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: waypoint, namespace: mesh, labels: {{istio.io/waypoint-for: workload}}}}\nspec:\n  gatewayClassName: istio-waypoint\n  listeners: [{{name: mesh, port: 15008, protocol: HBONE}}]\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: reviews\n  namespace: apps\n  labels: {{istio.io/use-waypoint: waypoint, istio.io/use-waypoint-namespace: mesh}}\nspec:\n  clusterIP: {VIP}\n  ports: [{{name: http, port: 9080}}]\n"
+    ) + &slice("a", a.addr)
+        + &slice("b", b.addr);
+    let gw = Gateway::start(GatewayOptions {
+        source: ConfigSource::Inline {
+            name: "mesh.yaml".into(),
+            text: yaml,
+        },
+        bind: BindPlan::Ephemeral("127.0.0.1".parse().unwrap()),
+        admin: None,
+        gateways: vec![],
+        watch: false,
+        identity: Some(IdentityFiles {
+            cert,
+            key,
+            trust_bundle: bundle.clone(),
+            trust_domain: "cluster.local".into(),
+        }),
+    })
+    .await
+    .unwrap();
+    let addr = gw
+        .bound_addr(&NsName::new("mesh", "waypoint"), 15008)
+        .unwrap();
+    let ca_pem = std::fs::read_to_string(&bundle).unwrap();
+    let curl = issued(dir.path(), "apps", "curl");
+    let config = client_config(&ca_pem, Some(&curl), WAYPOINT_ID).unwrap();
+    let client = HboneClient::connect(addr, "waypoint.mesh", config)
+        .await
+        .unwrap();
+    // Pod b's own address always reaches pod b.
+    for i in 0..6 {
+        let (status, body) = get_through(&client, &b.addr.to_string(), &format!("/b/{i}"))
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+        assert!(body.contains("reviews-b"), "{body}");
+    }
+    // Service addressing is not what this waypoint accepts.
+    assert!(matches!(
+        client.open(format!("{VIP}:9080").parse().unwrap()).await,
+        Err(TunnelError::Refused(503))
+    ));
+}

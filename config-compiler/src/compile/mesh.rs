@@ -111,15 +111,22 @@ pub fn is_opaque(port: &crate::resources::core::ServicePort) -> bool {
     )
 }
 
-/// Whether the Gateway is a waypoint that accepts service-addressed traffic.
-fn serves_services(gw: &Gateway) -> bool {
-    let has_hbone = gw.spec.listeners.iter().any(|l| l.protocol == "HBONE");
-    let accepts = gw
+/// [AM-3] What a waypoint accepts: (service-addressed, workload-addressed) traffic.
+fn accepts(gw: &Gateway) -> (bool, bool) {
+    if !gw.spec.listeners.iter().any(|l| l.protocol == "HBONE") {
+        return (false, false);
+    }
+    match gw
         .metadata
         .labels
         .get(WAYPOINT_FOR)
-        .map_or("service", String::as_str);
-    has_hbone && matches!(accepts, "service" | "all")
+        .map_or("service", String::as_str)
+    {
+        "service" => (true, false),
+        "workload" => (false, true),
+        "all" => (true, true),
+        _ => (false, false),
+    }
 }
 
 /// The Service ports this waypoint serves, with their clusters.
@@ -129,7 +136,8 @@ pub(super) fn services_of(
     gw: &Gateway,
     clusters: &mut ClusterSet,
 ) -> Vec<MeshService> {
-    if !serves_services(gw) {
+    let (services, workloads) = accepts(gw);
+    if !services && !workloads {
         return Vec::new();
     }
     let me = gw.metadata.ns_name();
@@ -148,12 +156,9 @@ pub(super) fn services_of(
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        if vips.is_empty() {
-            continue;
-        }
         let id = svc.metadata.ns_name();
         for p in &svc.spec.ports {
-            out.push(MeshService {
+            let service_port = MeshService {
                 host: format!("{}.{}.svc.cluster.local", id.name, id.namespace),
                 vips: vips.clone(),
                 port: p.port,
@@ -161,7 +166,57 @@ pub(super) fn services_of(
                 service: id.clone(),
                 routes: None,
                 opaque: is_opaque(p),
-            });
+                pinned: None,
+            };
+            if workloads {
+                // Each endpoint, addressed by its own IP and target port, goes to that endpoint.
+                for ep in endpoints_of(world, &id, p.name.as_deref()) {
+                    out.push(MeshService {
+                        vips: vec![ep.ip()],
+                        port: ep.port(),
+                        pinned: Some(ep),
+                        host: service_port.host.clone(),
+                        service: id.clone(),
+                        routes: None,
+                        ..service_port
+                    });
+                }
+            }
+            if services && !vips.is_empty() {
+                out.push(service_port);
+            }
+        }
+    }
+    out
+}
+
+/// The ready endpoints of a Service port (by the port's name in its EndpointSlices).
+fn endpoints_of(
+    world: &World<'_>,
+    svc: &NsName,
+    port_name: Option<&str>,
+) -> Vec<std::net::SocketAddr> {
+    let mut out = Vec::new();
+    for slice in world.slices(&svc.namespace, &svc.name) {
+        let Some(port) = slice
+            .ports
+            .iter()
+            .find(|p| p.name.as_deref().unwrap_or("") == port_name.unwrap_or(""))
+            .and_then(|p| p.port)
+        else {
+            continue;
+        };
+        for ep in slice
+            .endpoints
+            .iter()
+            .filter(|e| e.conditions.ready != Some(false))
+        {
+            out.extend(
+                ep.addresses
+                    .iter()
+                    .filter_map(|a| a.parse::<IpAddr>().ok())
+                    .map(|ip| std::net::SocketAddr::new(ip, port)),
+            );
         }
     }
     out

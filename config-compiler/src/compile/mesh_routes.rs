@@ -113,6 +113,7 @@ pub(super) fn attach_service_routes(
             let ports: Vec<u16> = gateways
                 .iter()
                 .flat_map(|g| &g.mesh)
+                .filter(|m| m.pinned.is_none())
                 .filter(|m| m.service == svc && p.port.is_none_or(|port| port == m.port))
                 .map(|m| m.port)
                 .collect();
@@ -171,7 +172,12 @@ pub(super) fn attach_service_routes(
         }
     }
 
-    for m in gateways.iter_mut().flat_map(|g| &mut g.mesh) {
+    // Workload-addressed entries go to their endpoint; Service routes do not apply to them.
+    for m in gateways
+        .iter_mut()
+        .flat_map(|g| &mut g.mesh)
+        .filter(|m| m.pinned.is_none())
+    {
         if let Some(entries) = tables.remove(&(m.service.clone(), m.port)) {
             m.routes = Some(RouteTable::new(vec![VirtualHost::new("*".into(), entries)]));
         }

@@ -133,10 +133,12 @@ async fn stream_tunnel(
     };
     // Opaque TCP: an endpoint of the Service, spliced (L4 only).
     let tcp_endpoint = if service.opaque {
-        let ep = snapshot
-            .clusters
-            .get(service.cluster)
-            .and_then(|c| c.next_endpoint());
+        let ep = service.pinned.or_else(|| {
+            snapshot
+                .clusters
+                .get(service.cluster)
+                .and_then(|c| c.next_endpoint())
+        });
         let Some(ep) = ep else {
             tracing::info!(%peer, %dest, "HBONE: no ready endpoint");
             refuse(&mut respond, 503);

@@ -1,6 +1,7 @@
 //! waygate: the data plane. Pingora-based listeners driven from the compiled Snapshot, hot reload,
 //! the admin server and the CLI's building blocks.
 
+pub mod access_log;
 pub mod admin;
 pub mod forwarded;
 pub mod gateway;
@@ -16,6 +17,7 @@ pub mod state;
 pub mod tls;
 pub mod tls_route;
 pub mod upgrade;
+pub mod upstream;
 
 pub use gateway::{Gateway, GatewayOptions};
 pub use listener::BindPlan;

@@ -38,14 +38,12 @@ use pingora::{Error, ErrorSource, ErrorType};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use waygate_config::hostname::normalize_host;
 use waygate_config::route_table::{BackendTarget, RuleAction};
 use waygate_config::snapshot::{ListenerIr, NoRoute, RouteMatch};
 use waygate_config::{NsName, RequestView, Snapshot};
 use waygate_filters::{Filter, RetryPolicy};
 
-/// The tracing target of the access log (one INFO event per request).
-pub const ACCESS_LOG_TARGET: &str = "waygate::access";
+pub use crate::access_log::ACCESS_LOG_TARGET;
 
 /// The most retries Pingora's loop allows with the `ServerConf` the listeners use (16 tries).
 const MAX_RETRIES: u32 = 15;
@@ -179,26 +177,6 @@ impl GatewayProxy {
     }
 }
 
-/// Envoy's header describing the downstream client certificate.
-static X_FORWARDED_CLIENT_CERT: HeaderName = HeaderName::from_static("x-forwarded-client-cert");
-
-/// `Hash=<sha256 hex>;URI=<identity>` (or `DNS=`) for a verified client certificate.
-fn client_cert_details(ctx: &RequestCtx) -> Option<String> {
-    let digest = ctx.downstream_tls.as_ref()?;
-    let identity = ctx.tls_facts()?.peer_identity.as_deref()?;
-    let hash: String = digest
-        .cert_digest
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let kind = if identity.contains("://") {
-        "URI"
-    } else {
-        "DNS"
-    };
-    Some(format!("Hash={hash};{kind}={identity}"))
-}
-
 /// A timeout error, attributed to the upstream.
 fn timeout_error(what: &'static str) -> Box<Error> {
     Error::explain(ErrorType::ReadTimedout, what).into_up()
@@ -322,50 +300,7 @@ impl ProxyHttp for GatewayProxy {
         let addr = ctx
             .upstream
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no upstream chosen"))?;
-        let mut peer = HttpPeer::new(addr, false, String::new());
-        if ctx.h2c_upstream {
-            // Prior knowledge over cleartext, or HTTP/2 offered by ALPN over TLS.
-            peer.options.set_http_version(2, 2);
-        }
-        if let Some(target) = ctx.hbone_target {
-            // [HB-W5] Over HBONE as ourselves: to the Service's waypoint (never around it), or
-            // to an in-mesh endpoint's ztunnel.
-            let Some(identity) = self.mesh.identity.load_full() else {
-                return Err(Error::explain(
-                    ErrorType::ConnectError,
-                    "HBONE (a waypoint or an in-mesh endpoint) needs a mesh identity (--identity-cert)",
-                ));
-            };
-            peer.group_key = crate::upgrade::UPGRADE_GROUP ^ 1;
-            peer.options.custom_l4 = Some(Arc::new(crate::mesh::outbound::HboneConnector {
-                pool: self.mesh.pool.clone(),
-                identity,
-                target,
-                client: session.client_addr().and_then(|a| a.as_inet()).copied(),
-            }));
-        } else if ctx.upstream_tls.is_none() && !ctx.h2c_upstream && session.is_upgrade_req() {
-            // cloudflare/pingora#946: see `upgrade`.
-            peer.group_key = crate::upgrade::UPGRADE_GROUP;
-            peer.options.custom_l4 = Some(Arc::new(crate::upgrade::UpgradeConnector));
-        }
-        if let Some(tls) = &ctx.upstream_tls {
-            // [DR-2] the SNI defaults to the Host the upstream will see.
-            let sni = match (&tls.settings.sni, &ctx.upstream_host) {
-                (Some(s), _) => s.clone(),
-                (None, Some(h)) => normalize_host(h.to_str().unwrap_or("")).into_owned(),
-                (None, None) => {
-                    let req = session.req_header();
-                    let raw = req
-                        .headers
-                        .get(http::header::HOST)
-                        .and_then(|h| h.to_str().ok())
-                        .or_else(|| req.uri.authority().map(|a| a.as_str()))
-                        .unwrap_or("");
-                    normalize_host(raw).into_owned()
-                }
-            };
-            peer = crate::tls::client::tls_peer(addr, tls, sni, ctx.h2c_upstream)?;
-        }
+        let mut peer = crate::upstream::peer_for(self, session, ctx, addr)?;
         // The attempt's budget: backendRequest, within what is left of the request timeout.
         let now = Instant::now();
         let left = ctx.deadline.map(|d| d.saturating_duration_since(now));
@@ -417,9 +352,9 @@ impl ProxyHttp for GatewayProxy {
         }
         // The client certificate header is the proxy's to write (Envoy's SANITIZE_SET): a
         // client's own copy is dropped, a verified certificate is described.
-        upstream.remove_header(&X_FORWARDED_CLIENT_CERT);
-        if let Some(xfcc) = client_cert_details(ctx) {
-            upstream.insert_header(X_FORWARDED_CLIENT_CERT.clone(), xfcc)?;
+        upstream.remove_header(&crate::access_log::X_FORWARDED_CLIENT_CERT);
+        if let Some(xfcc) = crate::access_log::client_cert_details(ctx) {
+            upstream.insert_header(crate::access_log::X_FORWARDED_CLIENT_CERT.clone(), xfcc)?;
         }
         // Inside an HBONE tunnel the request is the client's own plain HTTP.
         let proto = match ctx.tls_facts() {
@@ -503,31 +438,7 @@ impl ProxyHttp for GatewayProxy {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Self::CTX) {
-        if !tracing::enabled!(target: ACCESS_LOG_TARGET, tracing::Level::INFO) {
-            return;
-        }
-        let req = session.req_header();
-        let authority = req
-            .headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| req.uri.authority().map(|a| a.as_str()))
-            .unwrap_or("-");
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        let tls = ctx.tls_facts();
-        tracing::info!(
-            target: ACCESS_LOG_TARGET,
-            method = %req.method,
-            authority,
-            path = %req.uri,
-            status,
-            flag = ctx.flag,
-            upstream = ?ctx.upstream,
-            client = ?session.client_addr().and_then(|a| a.as_inet()),
-            sni = tls.and_then(|t| t.sni.as_deref()).unwrap_or("-"),
-            peer_identity = tls.and_then(|t| t.peer_identity.as_deref()).unwrap_or("-"),
-            duration_ms = ctx.started.map_or(0, |s| s.elapsed().as_millis() as u64),
-        );
+        crate::access_log::log(session, ctx);
     }
 
     fn suppress_proxy_warn_log(

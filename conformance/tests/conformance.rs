@@ -15,6 +15,8 @@ mod client;
 mod fixtures;
 #[path = "conformance/listener_sets.rs"]
 mod listener_sets;
+#[path = "conformance/shares.rs"]
+mod shares;
 #[path = "conformance/streams.rs"]
 mod streams;
 #[path = "conformance/traffic.rs"]
@@ -209,7 +211,7 @@ async fn run_case(base: &[Value], case: &Case) -> CaseRun {
                 run.skipped.push(format!("{label}: {what}: {reason}"));
                 continue;
             }
-            if let Err(e) = traffic::mirror_share(gw, &world, &default_gw, m).await {
+            if let Err(e) = shares::mirror_share(gw, &world, &default_gw, m).await {
                 run.failures.push(format!("{label}: {what}: {e}"));
             }
         }
@@ -219,7 +221,7 @@ async fn run_case(base: &[Value], case: &Case) -> CaseRun {
                 run.skipped.push(format!("{label}: {what}: {reason}"));
                 continue;
             }
-            if let Err(e) = traffic::distribution(gw, &world, &default_gw, d).await {
+            if let Err(e) = shares::distribution(gw, &world, &default_gw, d).await {
                 run.failures.push(format!("{label}: {what}: {e}"));
             }
         }

@@ -1,17 +1,12 @@
 //! Requests against the gateway and the upstream suite's judgement of the answers.
 
-use crate::case::{
-    BackendTlsExpect, Distribution, GrpcCall, MirrorShare, RequestCase, ResponseExpect, Statuses,
-};
+use crate::case::{BackendTlsExpect, GrpcCall, RequestCase, ResponseExpect, Statuses};
 use crate::checks::first_listener_port;
 use crate::client::{self, Reply, TlsClient, Version};
 use crate::fixtures;
 use crate::world::World;
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
 use waygate::gateway::Gateway;
 use waygate_config::NsName;
 use waygate_conformance::echo::EchoResponse;
@@ -106,7 +101,7 @@ pub fn fresh_id() -> String {
 }
 
 /// The query parameter upstream adds so a backend's record of a request can be found.
-const REQUEST_ID: &str = "gateway-api-conformance-request-id";
+pub const REQUEST_ID: &str = "gateway-api-conformance-request-id";
 
 /// `path` with query parameter `name` set to `value`, parameters sorted by name as Go's
 /// `url.Values.Encode` writes them.
@@ -314,12 +309,12 @@ async fn one_request(
 }
 
 /// How long a mirrored copy may take to reach its backend (upstream polls the pod logs for 10 s).
-const MIRROR_WAIT: Duration = Duration::from_secs(10);
+pub const MIRROR_WAIT: Duration = Duration::from_secs(10);
 /// How often the backends' records are read while waiting.
-const MIRROR_POLL: Duration = Duration::from_millis(50);
+pub const MIRROR_POLL: Duration = Duration::from_millis(50);
 
 /// How many requests for exactly `target` the pods of an app have served.
-fn served_count(world: &World, ns: &str, app: &str, target: &str) -> usize {
+pub fn served_count(world: &World, ns: &str, app: &str, target: &str) -> usize {
     world
         .pods(ns, app)
         .iter()
@@ -615,126 +610,8 @@ fn judge_redirect(
     }
 }
 
-/// The backend a pod belongs to: its name without the last two `-` parts.
-fn backend_of(pod: &str) -> String {
-    let parts: Vec<&str> = pod.split('-').collect();
-    if parts.len() < 3 {
-        return pod.to_string();
-    }
-    parts[..parts.len() - 2].join("-")
-}
-
-/// Measure a traffic split; up to `attempts` batches, passing on the first that fits.
-pub async fn distribution(
-    gateway: &Gateway,
-    world: &World,
-    default_gw: &str,
-    d: &Distribution,
-) -> Result<(), String> {
-    let gw = d.gateway.as_deref().unwrap_or(default_gw);
-    let (addr, default_host) = target(gateway, world, gw, d.port)?;
-    let host = match (&d.host, d.grpc) {
-        (Some(h), _) => h.clone(),
-        (None, true) => grpc_authority(world, gw, d.port, addr),
-        (None, false) => default_host,
-    };
-    let mut last = String::new();
-    for attempt in 1..=d.attempts.max(1) {
-        match batch(addr, &host, d).await {
-            Ok(()) => return Ok(()),
-            Err(e) => last = format!("batch {attempt}/{}: {e}", d.attempts),
-        }
-    }
-    Err(last)
-}
-
-/// One request of a distribution batch: the namespace and pod that answered.
-async fn answered_by(
-    addr: SocketAddr,
-    host: &str,
-    path: &str,
-    grpc: bool,
-    i: usize,
-) -> Result<(String, String), String> {
-    // A distinct header per request, as upstream adds entropy so no layer can cache.
-    if grpc {
-        let metadata = vec![("x-jitter".to_string(), i.to_string())];
-        let reply = client::grpc_call(addr, host, "Echo", &metadata).await?;
-        let ctx = reply
-            .assertions
-            .and_then(|a| a.context)
-            .filter(|_| reply.code == 0)
-            .ok_or_else(|| format!("want OK from a gRPC echo pod, got code {}", reply.code))?;
-        return Ok((ctx.namespace, ctx.pod));
-    }
-    let headers = vec![("X-Jitter".to_string(), i.to_string())];
-    let reply = client::send(addr, Version::Http1, None, "GET", host, path, &headers).await?;
-    let e = reply
-        .echo
-        .filter(|_| reply.status == 200)
-        .ok_or_else(|| format!("want 200 from an echo pod, got {}", reply.status))?;
-    Ok((e.namespace, e.pod))
-}
-
-async fn batch(addr: SocketAddr, host: &str, d: &Distribution) -> Result<(), String> {
-    let limit = Arc::new(Semaphore::new(d.concurrency.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..d.total {
-        let limit = limit.clone();
-        let host = host.to_string();
-        let path = d.path.clone();
-        let namespace = d.namespace.clone();
-        let grpc = d.grpc;
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await.map_err(|e| e.to_string())?;
-            let (ns, pod) = answered_by(addr, &host, &path, grpc, i).await?;
-            if ns != namespace {
-                return Err(format!(
-                    "answered from namespace {ns:?}, want {namespace:?}"
-                ));
-            }
-            Ok::<String, String>(backend_of(&pod))
-        });
-    }
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    while let Some(joined) = tasks.join_next().await {
-        let backend = joined.map_err(|e| format!("request task: {e}"))??;
-        if !d.weights.contains_key(&backend) {
-            return Err(format!("answered by unexpected backend {backend:?}"));
-        }
-        *seen.entry(backend).or_default() += 1;
-    }
-    let mut errs = Vec::new();
-    let active = d.weights.values().filter(|w| **w > 0.0).count();
-    if seen.len() != active {
-        errs.push(format!(
-            "{} backends answered ({seen:?}), want {active}",
-            seen.len()
-        ));
-    }
-    for (backend, want) in &d.weights {
-        let count = seen.get(backend).copied().unwrap_or(0);
-        if count == 0 && *want > 0.0 {
-            errs.push(format!("{backend} got no traffic"));
-            continue;
-        }
-        let share = count as f64 / d.total as f64;
-        if (share - want).abs() > d.tolerance {
-            errs.push(format!(
-                "{backend} got {share:.3} of the traffic, want {want} ± {}",
-                d.tolerance
-            ));
-        }
-    }
-    if errs.is_empty() {
-        Ok(())
-    } else {
-        Err(errs.join("; "))
-    }
-}
-
 /// The `:authority` a gRPC client dialling the gateway sends: its address with the port.
-fn grpc_authority(world: &World, gw: &str, port: Option<u16>, addr: SocketAddr) -> String {
+pub fn grpc_authority(world: &World, gw: &str, port: Option<u16>, addr: SocketAddr) -> String {
     let port = port
         .or_else(|| first_listener_port(world, gw))
         .unwrap_or(80);
@@ -816,95 +693,5 @@ pub async fn grpc(
         Ok(())
     } else {
         Err(errs.join("; "))
-    }
-}
-
-/// How long the count of mirrored copies must stay put before it is read as final.
-const MIRROR_SETTLE: Duration = Duration::from_millis(500);
-
-/// Measure a percentage mirror as upstream does: per attempt, `total` requests with one fresh
-/// request id; the mirror's pods must have served a count within three standard deviations of
-/// `total × share`.
-pub async fn mirror_share(
-    gateway: &Gateway,
-    world: &World,
-    default_gw: &str,
-    m: &MirrorShare,
-) -> Result<(), String> {
-    let (addr, host) = target(gateway, world, default_gw, None)?;
-    let n = m.total as f64;
-    let expected = n * m.share;
-    let tolerance = 3.0 * (n * m.share * (1.0 - m.share)).sqrt();
-    let mut last = String::new();
-    for attempt in 1..=m.attempts.max(1) {
-        let path = with_query_param(&m.path, REQUEST_ID, &fresh_id());
-        let limit = Arc::new(Semaphore::new(m.concurrency.max(1)));
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..m.total {
-            let limit = limit.clone();
-            let host = host.clone();
-            let path = path.clone();
-            let headers: Vec<(String, String)> = m
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            tasks.spawn(async move {
-                let _permit = limit.acquire_owned().await.map_err(|e| e.to_string())?;
-                let reply =
-                    client::send(addr, Version::Http1, None, "GET", &host, &path, &headers).await?;
-                let e = reply
-                    .echo
-                    .filter(|_| reply.status == 200)
-                    .ok_or_else(|| format!("want 200 from an echo pod, got {}", reply.status))?;
-                Ok::<(String, String), String>((e.namespace, e.pod))
-            });
-        }
-        while let Some(joined) = tasks.join_next().await {
-            let (ns, pod) = joined.map_err(|e| format!("request task: {e}"))??;
-            if ns != m.namespace || !pod.starts_with(&m.backend) {
-                return Err(format!(
-                    "answered by {ns}/{pod}, want {}/{}-*",
-                    m.namespace, m.backend
-                ));
-            }
-        }
-        // Copies are sent asynchronously: read the count once it has stopped growing.
-        let deadline = tokio::time::Instant::now() + MIRROR_WAIT;
-        let mut count = served_count(world, &m.namespace, &m.mirror, &path);
-        let mut stable_since = tokio::time::Instant::now();
-        while tokio::time::Instant::now() < deadline
-            && tokio::time::Instant::now() - stable_since < MIRROR_SETTLE
-        {
-            tokio::time::sleep(MIRROR_POLL).await;
-            let now = served_count(world, &m.namespace, &m.mirror, &path);
-            if now != count {
-                count = now;
-                stable_since = tokio::time::Instant::now();
-            }
-        }
-        if (count as f64 - expected).abs() <= tolerance {
-            return Ok(());
-        }
-        last = format!(
-            "attempt {attempt}/{}: {count} of {} requests mirrored to {}, want {expected:.0} ± {tolerance:.1}",
-            m.attempts, m.total, m.mirror
-        );
-    }
-    Err(last)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::backend_of;
-
-    #[test]
-    fn backend_is_pod_name_without_hash_parts() {
-        assert_eq!(
-            backend_of("infra-backend-v1-conformance-0"),
-            "infra-backend-v1"
-        );
-        assert_eq!(backend_of("web-backend-conformance-1"), "web-backend");
-        assert_eq!(backend_of("odd"), "odd");
     }
 }

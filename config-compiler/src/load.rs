@@ -213,6 +213,9 @@ impl Loader {
             ("networking.istio.io", "v1" | "v1beta1" | "v1alpha3", "DestinationRule") => {
                 typed(source, value, &mut r.destination_rules)
             }
+            ("networking.istio.io", "v1" | "v1beta1" | "v1alpha3", "ServiceEntry") => {
+                typed(source, value, &mut r.service_entries)
+            }
             _ => {
                 self.skipped_kinds.insert(format!("{api_version} {kind}"));
                 Ok(())

@@ -88,8 +88,11 @@ impl GatewayIr {
 /// A Service port a waypoint serves.
 #[derive(Debug, Serialize)]
 pub struct MeshService {
-    /// The Service.
+    /// The Service (or ServiceEntry, when `entry`).
     pub service: NsName,
+    /// The destination is a ServiceEntry host, not a Service.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub entry: bool,
     /// Its FQDN.
     pub host: String,
     /// Its virtual IPs.
@@ -245,9 +248,23 @@ pub struct Cluster {
     /// HBONE instead of to the endpoints.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub via_waypoint: Option<ViaWaypoint>,
+    /// [SE-2] `resolution: DNS`: the endpoints are whatever these names resolve to when a
+    /// request needs one (`endpoints` is then empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolve: Option<DnsResolve>,
     /// Round-robin cursor (the only mutable thing, an atomic).
     #[serde(skip)]
     pub cursor: AtomicUsize,
+}
+
+/// [SE-2] Endpoints found by DNS at request time.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DnsResolve {
+    /// Each name to resolve, with the port its addresses are reached on.
+    pub names: Vec<(String, u16)>,
+    /// `DNS_ROUND_ROBIN`: only the first address of a name is used.
+    pub first_only: bool,
 }
 
 /// How to reach a Service through its waypoint ([AM-2], [HB-W1]).

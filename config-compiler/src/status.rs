@@ -125,11 +125,14 @@ pub struct ObjectStatus {
 /// One `status.addresses` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StatusAddress {
-    /// `IPAddress` or `Hostname`.
-    #[serde(rename = "type")]
+    /// `IPAddress` or `Hostname` (empty for a ServiceEntry's allocated address).
+    #[serde(rename = "type", skip_serializing_if = "String::is_empty")]
     pub kind: String,
     /// The address.
     pub value: String,
+    /// The host it was allocated to (ServiceEntry).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 impl ObjectStatus {

@@ -131,6 +131,7 @@ async fn run_case(base: &[Value], case: &Case) -> CaseRun {
                             admin: None,
                             gateways: vec![],
                             watch: false,
+                            dns_server: None,
                             identity: None,
                         })
                         .await

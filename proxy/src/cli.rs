@@ -53,6 +53,10 @@ enum Command {
         /// The mesh trust domain.
         #[arg(long, default_value = waygate::mesh::identity::DEFAULT_TRUST_DOMAIN)]
         trust_domain: String,
+        /// The DNS server (IP:port) that resolves ServiceEntry hosts with `resolution: DNS`;
+        /// default: the system's resolvers (/etc/resolv.conf).
+        #[arg(long)]
+        dns_server: Option<SocketAddr>,
     },
     /// A development CA for mesh identities (demos and tests, not production).
     DevCa {
@@ -229,6 +233,7 @@ pub fn main() -> ExitCode {
             identity_key,
             trust_bundle,
             trust_domain,
+            dns_server,
         } => serve(
             GatewayOptions {
                 source: ConfigSource::Path(config),
@@ -236,6 +241,7 @@ pub fn main() -> ExitCode {
                 admin: Some(admin),
                 gateways,
                 watch: true,
+                dns_server,
                 identity: identity_cert.zip(identity_key).zip(trust_bundle).map(
                     |((cert, key), trust_bundle)| waygate::mesh::IdentityFiles {
                         cert,
@@ -435,6 +441,7 @@ fn demo(admin: SocketAddr) -> anyhow::Result<ExitCode> {
             admin: Some(admin),
             gateways: vec![],
             watch: false,
+            dns_server: None,
             identity: None,
         };
         let gw = Gateway::start(options).await?;

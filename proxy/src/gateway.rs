@@ -54,6 +54,8 @@ pub struct GatewayOptions {
     pub watch: bool,
     /// The mesh identity (HBONE listeners), re-read on every reload.
     pub identity: Option<crate::mesh::IdentityFiles>,
+    /// The DNS server for ServiceEntry names (`--dns-server`); `None`: the system's.
+    pub dns_server: Option<SocketAddr>,
 }
 
 /// A running gateway. Dropping it closes every listener.
@@ -92,7 +94,10 @@ impl Gateway {
             tracing::warn!("{p}");
         }
         let state = SharedState::new();
-        let listeners = Arc::new(ListenerManager::new(options.bind.clone(), state.clone()));
+        let listeners = Arc::new(
+            ListenerManager::new(options.bind.clone(), state.clone())
+                .with_dns_server(options.dns_server),
+        );
         if let Some(files) = &options.identity {
             let identity = files
                 .load()
@@ -213,6 +218,7 @@ fn with_addresses(mut report: StatusReport, bind: &BindPlan) -> StatusReport {
         o.addresses = vec![waygate_config::status::StatusAddress {
             kind: "IPAddress".into(),
             value: ip.to_string(),
+            host: None,
         }];
     }
     report

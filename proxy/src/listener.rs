@@ -68,6 +68,8 @@ pub struct ListenerManager {
     /// The mesh identity (HBONE ports present and trust it; gateways reach waypoints with it)
     /// and the HBONE connection pool.
     mesh: Arc<crate::mesh::MeshContext>,
+    /// Resolves ServiceEntry hosts with `resolution: DNS`.
+    dns: Arc<crate::dns::Dns>,
 }
 
 impl ListenerManager {
@@ -80,7 +82,14 @@ impl ListenerManager {
             mirror: Arc::new(crate::mirror::Mirrorer::for_gateway()),
             running: Mutex::new(HashMap::new()),
             mesh: Arc::new(crate::mesh::MeshContext::default()),
+            dns: Arc::new(crate::dns::Dns::default()),
         }
+    }
+
+    /// Resolve ServiceEntry DNS names with `server` rather than the system's resolvers.
+    pub fn with_dns_server(mut self, server: Option<std::net::SocketAddr>) -> Self {
+        self.dns = Arc::new(crate::dns::Dns::new(server));
+        self
     }
 
     /// Set the mesh identity; the next reconcile gives HBONE ports acceptors with it.
@@ -181,6 +190,7 @@ impl ListenerManager {
             state: self.state.clone(),
             mirror: self.mirror.clone(),
             mesh: self.mesh.clone(),
+            dns: self.dns.clone(),
         };
         let mut proxy = http_proxy(&self.conf, inner);
         let mut opts = pingora::apps::HttpServerOptions::default();
@@ -194,6 +204,7 @@ impl ListenerManager {
             tls: tls.clone(),
             keys: keys.clone(),
             state: self.state.clone(),
+            dns: self.dns.clone(),
         };
         let accept = tokio::spawn(accept_loop(listener, serving, watch_rx));
         Ok(Running {
@@ -285,6 +296,7 @@ struct Serving {
     tls: Arc<ArcSwapOption<Acceptor>>,
     keys: Arc<ArcSwap<Vec<(NsName, u16)>>>,
     state: Arc<SharedState>,
+    dns: Arc<crate::dns::Dns>,
 }
 
 async fn accept_loop(listener: TcpListener, serving: Serving, shutdown: watch::Receiver<bool>) {
@@ -320,6 +332,7 @@ async fn accept_loop(listener: TcpListener, serving: Serving, shutdown: watch::R
                     gateway: gw.clone(),
                     state: serving.state.clone(),
                     app: serving.app.clone(),
+                    dns: serving.dns.clone(),
                 };
                 crate::mesh::hbone::serve(stream, peer, acceptor, hbone, shutdown).await;
                 return;

@@ -58,6 +58,8 @@ pub struct GatewayProxy {
     pub mirror: Arc<Mirrorer>,
     /// Mesh identity and HBONE pool.
     pub mesh: Arc<crate::mesh::MeshContext>,
+    /// Resolves ServiceEntry hosts with `resolution: DNS`.
+    pub dns: Arc<crate::dns::Dns>,
 }
 
 /// Per-request state: the Snapshot the request started on, what routing chose, and the
@@ -98,6 +100,8 @@ pub struct RequestCtx {
     /// Over HBONE: the `CONNECT` target (a Service's `VIP:port` through its waypoint, or an
     /// in-mesh endpoint's `IP:port`); `upstream` is then the HBONE peer (`…:15008`).
     pub(crate) hbone_target: Option<SocketAddr>,
+    /// [SE-2] The chosen cluster's endpoints come from DNS: resolve before connecting.
+    pub(crate) resolve: Option<usize>,
 }
 
 /// Copies to send once the request body is complete.
@@ -122,6 +126,25 @@ impl RequestCtx {
 }
 
 impl GatewayProxy {
+    /// [SE-2] Pick an endpoint of cluster `index` from what its names resolve to now.
+    async fn resolve_endpoint(&self, ctx: &mut RequestCtx, index: usize) -> Decision {
+        let snapshot = ctx.snapshot.clone();
+        let cluster = snapshot.as_ref().and_then(|s| s.clusters.get(index));
+        let Some((cluster, names)) = cluster.and_then(|c| Some((c, c.resolve.as_ref()?))) else {
+            return Decision::Reply(LocalReply::no_healthy_upstream());
+        };
+        match self.dns.next_endpoint(names).await {
+            Ok(addr) => {
+                ctx.upstream = Some(addr);
+                Decision::Forward
+            }
+            Err(e) => {
+                tracing::info!(cluster = %cluster.name, "DNS: {e}");
+                Decision::Reply(LocalReply::no_healthy_upstream())
+            }
+        }
+    }
+
     pub(crate) fn route<'s>(
         &self,
         snapshot: &'s Snapshot,
@@ -248,6 +271,10 @@ impl ProxyHttp for GatewayProxy {
             .and_then(|a| a.timeouts.request)
             .and_then(|t| started.checked_add(t));
         ctx.snapshot = Some(snapshot);
+        let decision = match (decision, ctx.resolve) {
+            (Decision::Forward, Some(cluster)) => self.resolve_endpoint(ctx, cluster).await,
+            (d, _) => d,
+        };
         match decision {
             Decision::Forward => Ok(false),
             Decision::Reply(reply) => {

@@ -204,6 +204,10 @@ pub(crate) fn decide(
                     ctx.upstream = Some(addr);
                     None
                 }
+                None if cluster.is_some_and(|c| c.resolve.is_some()) => {
+                    ctx.resolve = Some(*c);
+                    None
+                }
                 None => Some(LocalReply::no_healthy_upstream()),
             }
         }
@@ -286,6 +290,10 @@ fn mesh_default(
     match endpoint {
         Some(addr) => {
             ctx.upstream = Some(addr);
+            Decision::Forward
+        }
+        None if cluster.resolve.is_some() => {
+            ctx.resolve = Some(service.cluster);
             Decision::Forward
         }
         None => Decision::Reply(LocalReply::no_healthy_upstream()),

@@ -78,6 +78,7 @@ async fn check_reports_broken_yaml_and_bad_regex_then_run_serves_the_rest() {
         admin: Some("127.0.0.1:0".parse().unwrap()),
         gateways: vec![],
         watch: false,
+        dns_server: None,
         identity: None,
     })
     .await

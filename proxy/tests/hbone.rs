@@ -92,6 +92,7 @@ spec:
         admin: Some("127.0.0.1:0".parse().unwrap()),
         gateways: vec![],
         watch: false,
+        dns_server: None,
         identity: Some(IdentityFiles {
             cert,
             key,
@@ -325,6 +326,7 @@ async fn a_rotated_identity_is_served_to_new_handshakes() {
         admin: None,
         gateways: vec![],
         watch: true,
+        dns_server: None,
         identity: Some(IdentityFiles {
             cert: live.join("id.crt"),
             key: live.join("id.key"),
@@ -399,6 +401,7 @@ async fn an_ingress_gateway_reaches_a_waypointed_service_only_through_its_waypoi
             admin: None,
             gateways: vec![],
             watch: false,
+            dns_server: None,
             identity: Some(id),
         })
         .await
@@ -738,6 +741,7 @@ async fn the_waypoint_reaches_in_mesh_endpoints_over_hbone_as_itself() {
         admin: None,
         gateways: vec![],
         watch: false,
+        dns_server: None,
         identity: Some(IdentityFiles {
             cert,
             key,
@@ -796,6 +800,7 @@ async fn a_workload_waypoint_takes_pod_addresses_and_keeps_them() {
         admin: None,
         gateways: vec![],
         watch: false,
+        dns_server: None,
         identity: Some(IdentityFiles {
             cert,
             key,

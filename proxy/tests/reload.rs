@@ -33,6 +33,7 @@ async fn start_path(path: &Path, watch: bool) -> anyhow::Result<Arc<Gateway>> {
         admin: Some("127.0.0.1:0".parse().unwrap()),
         gateways: vec![],
         watch,
+        dns_server: None,
         identity: None,
     })
     .await

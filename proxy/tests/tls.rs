@@ -343,6 +343,7 @@ async fn a_changed_secret_is_served_to_new_handshakes_without_dropping_open_conn
         admin: Some("127.0.0.1:0".parse().unwrap()),
         gateways: vec![],
         watch: true,
+        dns_server: None,
         identity: None,
     })
     .await

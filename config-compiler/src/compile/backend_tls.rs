@@ -3,6 +3,7 @@
 //! DestinationRule for the host ([DR-1], [DR-2]). A policy that cannot be honoured makes its
 //! clusters fail closed; it never falls back to plaintext.
 
+use super::clusters::ClusterKey;
 use super::tls::{Referrer, trust_anchors};
 use super::{CONTROLLER_NAME, GATEWAY_GROUP, World};
 use crate::resources::backend_tls::{ClientTlsSettings, SubjectAltName};
@@ -123,9 +124,9 @@ fn port_name(world: &World<'_>, svc: &NsName, port: u16) -> Option<String> {
 pub(super) fn resolve(
     r: &Resources,
     world: &World<'_>,
-    users: &[((NsName, u16), Vec<NsName>)],
+    users: &[(ClusterKey, Vec<NsName>)],
     warnings: &mut Vec<String>,
-) -> (HashMap<(NsName, u16), ClusterTls>, Vec<ObjectStatus>) {
+) -> (HashMap<usize, ClusterTls>, Vec<ObjectStatus>) {
     let mut policies: Vec<Policy<'_>> = r
         .backend_tls_policies
         .iter()
@@ -158,7 +159,26 @@ pub(super) fn resolve(
     let backend_certs = gateway_backend_certs(r, world);
     let mut out = HashMap::new();
     let mut ancestors: BTreeMap<usize, Vec<NsName>> = BTreeMap::new();
-    for ((svc, port), gateways) in users {
+    for (index, (key, gateways)) in users.iter().enumerate() {
+        let (svc, port) = match key {
+            ClusterKey::Service(svc, port) => (svc, port),
+            // [SE-4] An entry host's TLS comes from the DestinationRule for that host.
+            ClusterKey::Entry { entry, host, port } => {
+                let fqdn = host.to_ascii_lowercase();
+                if let Some(tls) = destination_rule_tls(
+                    r,
+                    world,
+                    &fqdn,
+                    &entry.namespace,
+                    *port,
+                    gateways,
+                    warnings,
+                ) {
+                    out.insert(index, tls);
+                }
+                continue;
+            }
+        };
         let pname = port_name(world, svc, *port);
         let by_port = pname
             .clone()
@@ -197,11 +217,14 @@ pub(super) fn resolve(
                 .map(Arc::new)
                 .map_err(|e| format!("{source}: {e}")),
             };
-            out.insert((svc.clone(), *port), tls);
+            out.insert(index, tls);
             continue;
         }
-        if let Some(tls) = destination_rule_tls(r, world, svc, *port, gateways, warnings) {
-            out.insert((svc.clone(), *port), tls);
+        let fqdn = format!("{}.{}.svc.cluster.local", svc.name, svc.namespace);
+        if let Some(tls) =
+            destination_rule_tls(r, world, &fqdn, &svc.namespace, *port, gateways, warnings)
+        {
+            out.insert(index, tls);
         }
     }
 
@@ -306,28 +329,29 @@ fn host_score(dr: &DestinationRule, fqdn: &str) -> Option<usize> {
     fqdn.ends_with(suffix).then_some(suffix.len())
 }
 
-/// The `tls` a DestinationRule gives one Service port, if any.
+/// The `tls` a DestinationRule gives one port of host `fqdn` (a Service or ServiceEntry host
+/// defined in `home_ns`), if any.
 fn destination_rule_tls(
     r: &Resources,
     world: &World<'_>,
-    svc: &NsName,
+    fqdn: &str,
+    home_ns: &str,
     port: u16,
     gateways: &[NsName],
     warnings: &mut Vec<String>,
 ) -> Option<ClusterTls> {
-    let fqdn = format!("{}.{}.svc.cluster.local", svc.name, svc.namespace);
     // Most specific host first; among equals the client's (Gateway's) namespace, then the
-    // Service's ([DR-1]).
+    // host's own ([DR-1]).
     let dr = r
         .destination_rules
         .iter()
-        .filter_map(|d| host_score(&d.object, &fqdn).map(|s| (s, d)))
+        .filter_map(|d| host_score(&d.object, fqdn).map(|s| (s, d)))
         .max_by_key(|(score, d)| {
             let ns = d.object.metadata.namespace();
             (
                 *score,
                 gateways.iter().any(|g| g.namespace == ns),
-                ns == svc.namespace,
+                ns == home_ns,
             )
         })?
         .1;

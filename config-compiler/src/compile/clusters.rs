@@ -1,4 +1,5 @@
-//! Upstream clusters: one per referenced Service port, with endpoints from its EndpointSlices.
+//! Upstream clusters: one per referenced Service port, with endpoints from its EndpointSlices,
+//! and one per referenced ServiceEntry host and port ([SE-2], [SE-3]).
 
 use super::World;
 use crate::resources::NsName;
@@ -8,11 +9,27 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicUsize;
 
+/// What a cluster sends to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum ClusterKey {
+    /// A Service port.
+    Service(NsName, u16),
+    /// One host and port of a ServiceEntry.
+    Entry {
+        /// The ServiceEntry.
+        entry: NsName,
+        /// One of its hosts.
+        host: String,
+        /// One of its port numbers.
+        port: u16,
+    },
+}
+
 /// Clusters referenced so far, in first-reference order (deterministic for sorted input).
 #[derive(Default)]
 pub(crate) struct ClusterSet {
-    order: Vec<(NsName, u16)>,
-    index: HashMap<(NsName, u16), usize>,
+    order: Vec<ClusterKey>,
+    index: HashMap<ClusterKey, usize>,
     /// The Gateways whose routes send to each cluster (policy status ancestors).
     used_by: HashMap<usize, Vec<NsName>>,
 }
@@ -28,7 +45,19 @@ pub(crate) fn cluster_name(svc: &NsName, port: u16) -> String {
 impl ClusterSet {
     /// The index of the cluster for a Service port, adding it if new.
     pub(crate) fn intern(&mut self, svc: NsName, port: u16) -> usize {
-        let key = (svc, port);
+        self.intern_key(ClusterKey::Service(svc, port))
+    }
+
+    /// The index of the cluster for a ServiceEntry host and port, adding it if new.
+    pub(crate) fn intern_entry(&mut self, entry: NsName, host: &str, port: u16) -> usize {
+        self.intern_key(ClusterKey::Entry {
+            entry,
+            host: host.to_string(),
+            port,
+        })
+    }
+
+    fn intern_key(&mut self, key: ClusterKey) -> usize {
         if let Some(&i) = self.index.get(&key) {
             return i;
         }
@@ -46,8 +75,8 @@ impl ClusterSet {
         }
     }
 
-    /// The Gateways using each referenced (Service namespace/name, port).
-    pub(crate) fn users(&self) -> Vec<((NsName, u16), Vec<NsName>)> {
+    /// The Gateways using each cluster, in cluster order.
+    pub(crate) fn users(&self) -> Vec<(ClusterKey, Vec<NsName>)> {
         self.order
             .iter()
             .enumerate()
@@ -59,7 +88,12 @@ impl ClusterSet {
     pub(crate) fn finish(self, world: &World<'_>, warnings: &mut Vec<String>) -> Vec<Cluster> {
         self.order
             .into_iter()
-            .map(|(svc, port)| build(world, svc, port, warnings))
+            .map(|key| match key {
+                ClusterKey::Service(svc, port) => build(world, svc, port, warnings),
+                ClusterKey::Entry { entry, host, port } => {
+                    super::service_entries::cluster(world, entry, &host, port, warnings)
+                }
+            })
             .collect()
     }
 }
@@ -124,6 +158,7 @@ fn build(world: &World<'_>, svc: NsName, port: u16, warnings: &mut Vec<String>) 
         tls_error: None,
         via_waypoint,
         in_mesh,
+        resolve: None,
         cursor: AtomicUsize::new(0),
     }
 }

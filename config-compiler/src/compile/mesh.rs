@@ -16,7 +16,7 @@ pub const USE_WAYPOINT_NAMESPACE: &str = "istio.io/use-waypoint-namespace";
 pub const WAYPOINT_FOR: &str = "istio.io/waypoint-for";
 
 /// The waypoint a set of labels binds to, if any: `Some(None)` opts out (`none`).
-fn binding(
+pub(super) fn binding(
     labels: &std::collections::BTreeMap<String, String>,
     own_ns: &str,
 ) -> Option<Option<NsName>> {
@@ -54,6 +54,27 @@ pub(super) fn via_waypoint(
 ) -> Option<crate::snapshot::ViaWaypoint> {
     let service = world.service(&svc.namespace, &svc.name)?;
     let waypoint = bound_waypoint(world, service)?;
+    let endpoints = waypoint_endpoints(world, &waypoint);
+    let target = service
+        .spec
+        .cluster_ips
+        .iter()
+        .chain(service.spec.cluster_ip.iter())
+        .find_map(|ip| ip.parse::<IpAddr>().ok())
+        .map(|ip| std::net::SocketAddr::new(ip, port));
+    Some(crate::snapshot::ViaWaypoint {
+        waypoint,
+        endpoints,
+        target,
+    })
+}
+
+/// A waypoint's HBONE endpoints: the ready addresses of its own Service (named like the
+/// Gateway, as Istio creates it), on its `mesh`/15008 port.
+pub(super) fn waypoint_endpoints(
+    world: &World<'_>,
+    waypoint: &NsName,
+) -> Vec<std::net::SocketAddr> {
     let mut endpoints = Vec::new();
     for slice in world.slices(&waypoint.namespace, &waypoint.name) {
         let target = slice
@@ -77,18 +98,7 @@ pub(super) fn via_waypoint(
             );
         }
     }
-    let target = service
-        .spec
-        .cluster_ips
-        .iter()
-        .chain(service.spec.cluster_ip.iter())
-        .find_map(|ip| ip.parse::<IpAddr>().ok())
-        .map(|ip| std::net::SocketAddr::new(ip, port));
-    Some(crate::snapshot::ViaWaypoint {
-        waypoint,
-        endpoints,
-        target,
-    })
+    endpoints
 }
 
 /// Istio's protocol selection for a Service port: `appProtocol`, else the port name's
@@ -164,6 +174,7 @@ pub(super) fn services_of(
                 port: p.port,
                 cluster: clusters.intern(id.clone(), p.port),
                 service: id.clone(),
+                entry: false,
                 routes: None,
                 opaque: is_opaque(p),
                 pinned: None,
@@ -186,6 +197,9 @@ pub(super) fn services_of(
                 out.push(service_port);
             }
         }
+    }
+    if services {
+        out.extend(super::service_entries::mesh_entries(world, &me, clusters));
     }
     out
 }

@@ -1,5 +1,5 @@
 //! [HR-1], [HR-3] Routes whose parentRefs name a Service (`group: ""`, `kind: Service`, optional
-//! `port`) apply to that Service's traffic through its waypoint. Their rules become the bound
+//! `port`) or a ServiceEntry ([SE-4]) apply to that destination's traffic through its waypoint. Their rules become the bound
 //! Service port's route table; each such parent gets `Accepted`/`ResolvedRefs` in the route's
 //! status, next to what its Gateway parents report. Route hostnames do not narrow mesh traffic:
 //! the Service is the destination.
@@ -15,8 +15,18 @@ use crate::status::{Condition, Conditions, ObjectStatus, ParentStatus};
 use std::collections::BTreeMap;
 
 /// Whether a parentRef names a Service.
-fn is_service(p: &ParentRef) -> bool {
+fn is_service_ref(p: &ParentRef) -> bool {
     p.group.as_deref() == Some("") && p.kind.as_deref() == Some("Service")
+}
+
+/// Whether a parentRef names a ServiceEntry ([SE-4]).
+fn is_entry_ref(p: &ParentRef) -> bool {
+    p.group.as_deref() == Some("networking.istio.io") && p.kind.as_deref() == Some("ServiceEntry")
+}
+
+/// Whether a parentRef names a Service or a ServiceEntry: a waypoint-served destination.
+fn is_service(p: &ParentRef) -> bool {
+    is_service_ref(p) || is_entry_ref(p)
 }
 
 /// A route with Service parents, its rules compiled.
@@ -104,26 +114,33 @@ pub(super) fn attach_service_routes(
         ));
     }
 
-    let mut tables: BTreeMap<(NsName, u16), Vec<RouteEntry>> = BTreeMap::new();
+    let mut tables: BTreeMap<(bool, NsName, u16), Vec<RouteEntry>> = BTreeMap::new();
     for route in &routes {
         let route_ns = route.meta.namespace();
         let mut parent_status = Vec::new();
         for p in route.parents.iter().filter(|p| is_service(p)) {
             let svc = NsName::new(p.namespace.as_deref().unwrap_or(route_ns), &p.name);
+            let entry = is_entry_ref(p);
+            let kind = if entry { "ServiceEntry" } else { "Service" };
             let ports: Vec<u16> = gateways
                 .iter()
                 .flat_map(|g| &g.mesh)
-                .filter(|m| m.pinned.is_none())
+                .filter(|m| m.pinned.is_none() && m.entry == entry)
                 .filter(|m| m.service == svc && p.port.is_none_or(|port| port == m.port))
                 .map(|m| m.port)
                 .collect();
+            let exists = if entry {
+                world.service_entry(&svc.namespace, &svc.name).is_some()
+            } else {
+                world.service(&svc.namespace, &svc.name).is_some()
+            };
             let mut c = Conditions::default();
-            c.set(if world.service(&svc.namespace, &svc.name).is_none() {
+            c.set(if !exists {
                 Condition::new(
                     "Accepted",
                     false,
                     "NoMatchingParent",
-                    format!("Service {svc} not found"),
+                    format!("{kind} {svc} not found"),
                 )
             } else if ports.is_empty() {
                 Condition::new(
@@ -131,7 +148,7 @@ pub(super) fn attach_service_routes(
                     false,
                     "NoMatchingParent",
                     format!(
-                        "no waypoint served here carries Service {svc} (port {:?})",
+                        "no waypoint served here carries {kind} {svc} (port {:?})",
                         p.port
                     ),
                 )
@@ -139,7 +156,7 @@ pub(super) fn attach_service_routes(
                 Condition::new("Accepted", true, "Accepted", "Route is accepted")
             });
             for port in ports {
-                let entries = tables.entry((svc.clone(), port)).or_default();
+                let entries = tables.entry((entry, svc.clone(), port)).or_default();
                 entries.extend(entries_of(route));
             }
             c.set(match route.problems.first() {
@@ -178,7 +195,7 @@ pub(super) fn attach_service_routes(
         .flat_map(|g| &mut g.mesh)
         .filter(|m| m.pinned.is_none())
     {
-        if let Some(entries) = tables.remove(&(m.service.clone(), m.port)) {
+        if let Some(entries) = tables.get(&(m.entry, m.service.clone(), m.port)).cloned() {
             m.routes = Some(RouteTable::new(vec![VirtualHost::new("*".into(), entries)]));
         }
     }

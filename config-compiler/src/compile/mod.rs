@@ -12,11 +12,12 @@ mod mesh;
 mod mesh_routes;
 mod routes;
 mod rules;
+mod service_entries;
 mod tls;
 
 use crate::resources::core::SERVICE_NAME_LABEL;
 use crate::resources::{
-    ConfigMap, EndpointSlice, NsName, ReferenceGrant, Resources, Secret, Service,
+    ConfigMap, EndpointSlice, NsName, ReferenceGrant, Resources, Secret, Service, ServiceEntry,
 };
 use crate::snapshot::Snapshot;
 use crate::status::StatusReport;
@@ -80,9 +81,10 @@ pub fn compile(resources: &Resources, options: &CompileOptions) -> (Snapshot, St
     let (mut tls, policy_status) =
         backend_tls::resolve(resources, &world, &users, &mut report.warnings);
     report.objects.extend(policy_status);
+    report.objects.extend(service_entries::statuses(&world));
     snapshot.clusters = clusters.finish(&world, &mut report.warnings);
-    for c in &mut snapshot.clusters {
-        match tls.remove(&(c.service.clone(), c.port)) {
+    for (i, c) in snapshot.clusters.iter_mut().enumerate() {
+        match tls.remove(&i) {
             Some(Ok(t)) => c.tls = Some(t),
             Some(Err(e)) => c.tls_error = Some(e),
             None => {}
@@ -99,6 +101,9 @@ pub(crate) struct World<'a> {
     grants: HashMap<&'a str, Vec<&'a ReferenceGrant>>,
     secrets: HashMap<(&'a str, &'a str), &'a Secret>,
     config_maps: HashMap<(&'a str, &'a str), &'a ConfigMap>,
+    service_entries: &'a [crate::resources::Sourced<ServiceEntry>],
+    /// Addresses allocated to ServiceEntry hosts that have none ([HB-W4]).
+    entry_vips: BTreeMap<(NsName, String), std::net::IpAddr>,
 }
 
 impl<'a> World<'a> {
@@ -151,6 +156,8 @@ impl<'a> World<'a> {
                     ((m.namespace(), m.name.as_str()), &c.object)
                 })
                 .collect(),
+            service_entries: &r.service_entries,
+            entry_vips: service_entries::allocate(&r.service_entries),
         }
     }
 
@@ -175,6 +182,25 @@ impl<'a> World<'a> {
 
     pub(crate) fn service(&self, ns: &str, name: &str) -> Option<&'a Service> {
         self.services.get(&(ns, name)).copied()
+    }
+
+    pub(crate) fn service_entry(&self, ns: &str, name: &str) -> Option<&'a ServiceEntry> {
+        self.service_entries
+            .iter()
+            .map(|s| &s.object)
+            .find(|e| e.metadata.namespace() == ns && e.metadata.name == name)
+    }
+
+    /// The ServiceEntries, sorted by namespace/name.
+    pub(crate) fn service_entries(&self) -> impl Iterator<Item = &'a ServiceEntry> + use<'a> {
+        self.service_entries.iter().map(|s| &s.object)
+    }
+
+    /// The address allocated to a ServiceEntry host without `addresses`.
+    pub(crate) fn entry_vip(&self, entry: &NsName, host: &str) -> Option<std::net::IpAddr> {
+        self.entry_vips
+            .get(&(entry.clone(), host.to_string()))
+            .copied()
     }
 
     pub(crate) fn slices(&self, ns: &str, service: &str) -> Vec<&'a EndpointSlice> {

@@ -298,6 +298,9 @@ pub(super) fn resolve_backend(
 ) -> Result<BackendTarget, RefProblem> {
     let group = b.group.as_deref().unwrap_or("");
     let kind = b.kind.as_deref().unwrap_or("Service");
+    if group == ISTIO_NETWORKING && matches!(kind, "Hostname" | "ServiceEntry") {
+        return resolve_entry(route_kind, route, b, kind, world, clusters);
+    }
     if !group.is_empty() || kind != "Service" {
         return Err(RefProblem {
             reason: "InvalidKind",
@@ -343,6 +346,72 @@ pub(super) fn resolve_backend(
     Ok(BackendTarget::Cluster {
         index: clusters.intern(id, port),
         name,
+    })
+}
+
+/// Istio's networking API group.
+const ISTIO_NETWORKING: &str = "networking.istio.io";
+
+/// [SE-4] A backendRef to a ServiceEntry: `kind: Hostname` names one of its hosts (an entry in
+/// the route's namespace, or one exported to it), `kind: ServiceEntry` names the entry (its
+/// first host) in the route's namespace (elsewhere with a ReferenceGrant); `port` is one of its port numbers.
+fn resolve_entry(
+    route_kind: &str,
+    route: &NsName,
+    b: &BackendObjectRef,
+    kind: &str,
+    world: &World<'_>,
+    clusters: &mut ClusterSet,
+) -> Result<BackendTarget, RefProblem> {
+    let not_found = |message: String| RefProblem {
+        reason: "BackendNotFound",
+        message,
+    };
+    let (entry, host) = if kind == "Hostname" {
+        let e =
+            super::service_entries::by_host(world, &b.name, &route.namespace).ok_or_else(|| {
+                not_found(format!("no ServiceEntry visible here has host {}", b.name))
+            })?;
+        (e, b.name.to_ascii_lowercase())
+    } else {
+        let ns = b.namespace.as_deref().unwrap_or(&route.namespace);
+        if ns != route.namespace
+            && !world.permitted(
+                (GATEWAY_GROUP, route_kind, &route.namespace),
+                ns,
+                (ISTIO_NETWORKING, "ServiceEntry", &b.name),
+            )
+        {
+            return Err(RefProblem {
+                reason: "RefNotPermitted",
+                message: format!(
+                    "no ReferenceGrant in {ns} allows {route_kind}s from {} to use ServiceEntry {}",
+                    route.namespace, b.name
+                ),
+            });
+        }
+        let e = world
+            .service_entry(ns, &b.name)
+            .ok_or_else(|| not_found(format!("ServiceEntry {ns}/{} not found", b.name)))?;
+        let host = e
+            .spec
+            .hosts
+            .first()
+            .ok_or_else(|| not_found(format!("ServiceEntry {ns}/{} has no hosts", b.name)))?;
+        (e, host.to_ascii_lowercase())
+    };
+    let id = entry.metadata.ns_name();
+    let Some(port) = b.port else {
+        return Err(not_found(format!(
+            "backendRef to ServiceEntry {id} needs a port"
+        )));
+    };
+    if !entry.spec.ports.iter().any(|p| p.number == port) {
+        return Err(not_found(format!("ServiceEntry {id} has no port {port}")));
+    }
+    Ok(BackendTarget::Cluster {
+        name: format!("outbound|{port}||{host}"),
+        index: clusters.intern_entry(id, &host, port),
     })
 }
 

@@ -8,6 +8,7 @@ pub mod http_route;
 pub mod listener_set;
 pub mod meta;
 pub mod reference_grant;
+pub mod service_entry;
 pub mod tls_route;
 
 pub use self::core::{ConfigMap, EndpointSlice, Namespace, Secret, Service};
@@ -18,6 +19,7 @@ pub use http_route::HttpRoute;
 pub use listener_set::ListenerSet;
 pub use meta::{NsName, ObjectMeta, Source};
 pub use reference_grant::ReferenceGrant;
+pub use service_entry::ServiceEntry;
 pub use tls_route::TlsRoute;
 
 /// One object plus where it was read from.
@@ -60,6 +62,8 @@ pub struct Resources {
     pub backend_tls_policies: Vec<Sourced<BackendTlsPolicy>>,
     /// DestinationRules.
     pub destination_rules: Vec<Sourced<DestinationRule>>,
+    /// ServiceEntries.
+    pub service_entries: Vec<Sourced<ServiceEntry>>,
     /// Files that objects name (DestinationRule CA and client certificates), read by the
     /// loader so compiling stays free of I/O: path → content or the read error.
     pub files: std::collections::BTreeMap<String, Result<Vec<u8>, String>>,
@@ -90,5 +94,6 @@ impl Resources {
         by_key(&mut self.config_maps, |o| &o.metadata);
         by_key(&mut self.backend_tls_policies, |o| &o.metadata);
         by_key(&mut self.destination_rules, |o| &o.metadata);
+        by_key(&mut self.service_entries, |o| &o.metadata);
     }
 }

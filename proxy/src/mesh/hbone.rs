@@ -38,6 +38,8 @@ pub struct HboneServing {
     pub state: Arc<SharedState>,
     /// The request path tunnels are served by.
     pub app: Arc<HttpProxy<GatewayProxy>>,
+    /// Resolves ServiceEntry DNS endpoints of opaque ports.
+    pub dns: Arc<crate::dns::Dns>,
 }
 
 /// Serve one HBONE connection until the client closes it.
@@ -133,12 +135,18 @@ async fn stream_tunnel(
     };
     // Opaque TCP: an endpoint of the Service, spliced (L4 only).
     let tcp_endpoint = if service.opaque {
-        let ep = service.pinned.or_else(|| {
-            snapshot
-                .clusters
-                .get(service.cluster)
-                .and_then(|c| c.next_endpoint())
-        });
+        let cluster = snapshot.clusters.get(service.cluster);
+        let mut ep = service
+            .pinned
+            .or_else(|| cluster.and_then(|c| c.next_endpoint()));
+        if ep.is_none()
+            && let Some(names) = cluster.and_then(|c| c.resolve.as_ref())
+        {
+            match serving.dns.next_endpoint(names).await {
+                Ok(a) => ep = Some(a),
+                Err(e) => tracing::info!(%peer, %dest, "HBONE: DNS: {e}"),
+            }
+        }
         let Some(ep) = ep else {
             tracing::info!(%peer, %dest, "HBONE: no ready endpoint");
             refuse(&mut respond, 503);

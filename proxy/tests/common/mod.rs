@@ -65,6 +65,7 @@ pub async fn start_inline(yaml: String) -> Arc<Gateway> {
         admin: Some("127.0.0.1:0".parse().unwrap()),
         gateways: vec![],
         watch: false,
+        dns_server: None,
         identity: None,
     })
     .await

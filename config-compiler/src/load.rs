@@ -180,6 +180,7 @@ impl Loader {
         let result = match (group, version, kind) {
             ("", "v1", "Namespace") => typed(source, value, &mut r.namespaces),
             ("", "v1", "Service") => typed(source, value, &mut r.services),
+            ("", "v1", "Pod") => typed(source, value, &mut r.pods),
             ("", "v1", "Secret") => typed(source, value, &mut r.secrets),
             ("", "v1", "ConfigMap") => typed(source, value, &mut r.config_maps),
             ("discovery.k8s.io", "v1", "EndpointSlice") => {

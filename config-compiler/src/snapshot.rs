@@ -241,9 +241,11 @@ pub struct Cluster {
     /// out in plaintext.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_error: Option<String>,
-    /// The endpoints are in the ambient mesh (their Namespace is labelled
-    /// `istio.io/dataplane-mode: ambient`): reach each over HBONE at `<endpoint IP>:15008`.
-    pub in_mesh: bool,
+    /// [AM-1] The endpoints in the ambient mesh (their Pod, else their Namespace, is labelled
+    /// `istio.io/dataplane-mode: ambient`), sorted: each is reached over HBONE at
+    /// `<endpoint IP>:15008`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mesh_endpoints: Vec<MeshEndpoint>,
     /// Set when the Service is bound to a waypoint: a gateway sends its traffic there over
     /// HBONE instead of to the endpoints.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -255,6 +257,37 @@ pub struct Cluster {
     /// Round-robin cursor (the only mutable thing, an atomic).
     #[serde(skip)]
     pub cursor: AtomicUsize,
+}
+
+/// An endpoint in the ambient mesh and the workload identity its node's ztunnel must present
+/// for it ([HB-W5]), when its Pod is known.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MeshEndpoint {
+    /// The endpoint.
+    pub addr: SocketAddr,
+    /// The Pod's namespace and service account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<WorkloadIdentity>,
+}
+
+/// A workload's namespace and service account: `spiffe://<trust domain>/ns/<ns>/sa/<sa>`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct WorkloadIdentity {
+    /// Namespace.
+    pub namespace: String,
+    /// Service account.
+    pub service_account: String,
+}
+
+impl WorkloadIdentity {
+    /// The SPIFFE ID in `trust_domain`.
+    pub fn spiffe_id(&self, trust_domain: &str) -> String {
+        format!(
+            "spiffe://{trust_domain}/ns/{}/sa/{}",
+            self.namespace, self.service_account
+        )
+    }
 }
 
 /// [SE-2] Endpoints found by DNS at request time.
@@ -277,9 +310,20 @@ pub struct ViaWaypoint {
     pub endpoints: Vec<SocketAddr>,
     /// The `CONNECT` authority: the Service's virtual IP and port.
     pub target: Option<SocketAddr>,
+    /// The identity the waypoint's Pods run as, when they are known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<WorkloadIdentity>,
 }
 
 impl Cluster {
+    /// The mesh entry of an endpoint, if it is in the ambient mesh.
+    pub fn mesh_endpoint(&self, addr: SocketAddr) -> Option<&MeshEndpoint> {
+        self.mesh_endpoints
+            .binary_search_by(|m| m.addr.cmp(&addr))
+            .ok()
+            .and_then(|i| self.mesh_endpoints.get(i))
+    }
+
     /// The next endpoint, round-robin; `None` when there are no ready endpoints.
     pub fn next_endpoint(&self) -> Option<SocketAddr> {
         if self.endpoints.is_empty() {

@@ -100,6 +100,8 @@ pub struct RequestCtx {
     /// Over HBONE: the `CONNECT` target (a Service's `VIP:port` through its waypoint, or an
     /// in-mesh endpoint's `IP:port`); `upstream` is then the HBONE peer (`…:15008`).
     pub(crate) hbone_target: Option<SocketAddr>,
+    /// The workload identity the HBONE peer must present (a known waypoint or endpoint Pod).
+    pub(crate) hbone_peer: Option<waygate_config::snapshot::WorkloadIdentity>,
     /// [SE-2] The chosen cluster's endpoints come from DNS: resolve before connecting.
     pub(crate) resolve: Option<usize>,
 }
@@ -609,7 +611,9 @@ async fn prepare_retry(ctx: &mut RequestCtx) -> pingora::Result<()> {
             BackendTarget::Cluster { index, .. } => s.clusters.get(*index)?.next_endpoint(),
             BackendTarget::Invalid { .. } => None,
         });
-    if next.is_some() {
+    // An HBONE attempt keeps its tunnel target (the endpoint is behind `upstream`'s ztunnel
+    // or waypoint); a plain one moves to the next endpoint.
+    if next.is_some() && ctx.hbone_target.is_none() {
         ctx.upstream = next;
     }
     if let Some(m) = ctx.mirror.as_mut() {

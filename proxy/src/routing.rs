@@ -12,6 +12,7 @@ use pingora::proxy::Session;
 use std::net::SocketAddr;
 use waygate_config::hostname::normalize_host;
 use waygate_config::route_table::{BackendTarget, RuleAction};
+use waygate_config::snapshot::MeshEndpoint;
 use waygate_config::{RequestView, Snapshot};
 use waygate_filters::{Filter, RedirectInput};
 
@@ -177,6 +178,7 @@ pub(crate) fn decide(
             {
                 ctx.upstream_tls = None;
                 ctx.hbone_target = via.target;
+                ctx.hbone_peer = via.identity.clone();
                 let n = via.endpoints.len();
                 let waypoint = (n > 0)
                     .then(|| via.endpoints.get(rand::random_range(0..n)).copied())
@@ -191,11 +193,14 @@ pub(crate) fn decide(
                     _ => Decision::Reply(LocalReply::no_healthy_upstream()),
                 };
             }
-            if let Some(c) = cluster.filter(|c| c.in_mesh) {
-                return in_mesh(c, index, action, ctx);
+            let endpoint = cluster.and_then(|c| c.next_endpoint());
+            if let Some(m) = cluster.zip(endpoint).and_then(|(c, e)| c.mesh_endpoint(e)) {
+                ctx.backend = index;
+                ctx.action = Some(action);
+                return in_mesh_endpoint(m, ctx);
             }
             let tls_error = cluster.and_then(|c| c.tls_error.as_deref());
-            match cluster.and_then(|c| c.next_endpoint()) {
+            match endpoint {
                 _ if tls_error.is_some() => {
                     tracing::debug!(error = tls_error, "upstream TLS not usable");
                     Some(LocalReply::upstream_tls_unusable())
@@ -231,29 +236,15 @@ pub(crate) fn decide(
 }
 
 /// [HB-W5] An in-mesh endpoint is reached over HBONE through its node's ztunnel
-/// (`<endpoint IP>:15008`, `CONNECT <endpoint IP>:<target port>`); DestinationRule TLS does not
-/// apply in the mesh.
-fn in_mesh_endpoint(endpoint: Option<SocketAddr>, ctx: &mut RequestCtx) -> Decision {
-    let Some(endpoint) = endpoint else {
-        return Decision::Reply(LocalReply::no_healthy_upstream());
-    };
+/// (`<endpoint IP>:15008`, `CONNECT <endpoint IP>:<target port>`), which must present the
+/// endpoint's workload identity when its Pod is known; DestinationRule TLS does not apply in
+/// the mesh.
+fn in_mesh_endpoint(m: &MeshEndpoint, ctx: &mut RequestCtx) -> Decision {
     ctx.upstream_tls = None;
-    ctx.hbone_target = Some(endpoint);
-    ctx.upstream = Some(SocketAddr::new(endpoint.ip(), HBONE_PORT));
+    ctx.hbone_target = Some(m.addr);
+    ctx.hbone_peer = m.identity.clone();
+    ctx.upstream = Some(SocketAddr::new(m.addr.ip(), HBONE_PORT));
     Decision::Forward
-}
-
-/// [`in_mesh_endpoint`] for a route's chosen backend: keeps the route's action for the
-/// response filters.
-fn in_mesh(
-    cluster: &waygate_config::snapshot::Cluster,
-    index: usize,
-    action: std::sync::Arc<RuleAction>,
-    ctx: &mut RequestCtx,
-) -> Decision {
-    ctx.backend = index;
-    ctx.action = Some(action);
-    in_mesh_endpoint(cluster.next_endpoint(), ctx)
 }
 
 /// The HBONE port of every in-mesh node.
@@ -280,8 +271,8 @@ fn mesh_default(
     };
     ctx.h2c_upstream = cluster.app_protocol.as_deref() == Some("kubernetes.io/h2c");
     let endpoint = service.pinned.or_else(|| cluster.next_endpoint());
-    if cluster.in_mesh {
-        return in_mesh_endpoint(endpoint, ctx);
+    if let Some(m) = endpoint.and_then(|e| cluster.mesh_endpoint(e)) {
+        return in_mesh_endpoint(m, ctx);
     }
     ctx.upstream_tls = cluster.tls.clone();
     if cluster.tls_error.is_some() {

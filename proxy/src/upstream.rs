@@ -5,6 +5,7 @@ use crate::proxy_app::{GatewayProxy, RequestCtx};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::Session;
 use pingora::{Error, ErrorType};
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use waygate_config::hostname::normalize_host;
@@ -30,12 +31,30 @@ pub(crate) fn peer_for(
                 "HBONE (a waypoint or an in-mesh endpoint) needs a mesh identity (--identity-cert)",
             ));
         };
-        peer.group_key = crate::upgrade::UPGRADE_GROUP ^ 1;
+        let client = session.client_addr().and_then(|a| a.as_inet()).copied();
+        let peer_id = ctx
+            .hbone_peer
+            .as_ref()
+            .map(|w| w.spiffe_id(&identity.trust_domain));
+        // Pingora pools upstream connections by address and group key, never by connector: a
+        // pooled tunnel may only carry requests for its own target, from the same client IP
+        // (the waypoint authorizes by it), under the same identities.
+        let mut key = std::hash::DefaultHasher::new();
+        (
+            crate::upgrade::UPGRADE_GROUP ^ 1,
+            target,
+            client.map(|c| c.ip()),
+            identity.fingerprint,
+            &peer_id,
+        )
+            .hash(&mut key);
+        peer.group_key = key.finish();
         peer.options.custom_l4 = Some(Arc::new(crate::mesh::outbound::HboneConnector {
             pool: app.mesh.pool.clone(),
             identity,
             target,
-            client: session.client_addr().and_then(|a| a.as_inet()).copied(),
+            client,
+            peer_id,
         }));
     } else if ctx.upstream_tls.is_none() && !ctx.h2c_upstream && session.is_upgrade_req() {
         // cloudflare/pingora#946: see `upgrade`.

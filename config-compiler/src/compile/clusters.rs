@@ -4,7 +4,7 @@
 use super::World;
 use crate::resources::NsName;
 use crate::resources::core::IntOrString;
-use crate::snapshot::Cluster;
+use crate::snapshot::{Cluster, MeshEndpoint};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicUsize;
@@ -107,6 +107,7 @@ fn build(world: &World<'_>, svc: NsName, port: u16, warnings: &mut Vec<String>) 
         .and_then(|p| p.name.clone())
         .unwrap_or_default();
     let mut endpoints = Vec::new();
+    let mut mesh_endpoints = Vec::new();
     for slice in world.slices(&svc.namespace, &svc.name) {
         // The slice port with the Service port's name carries the resolved target port.
         let target = slice
@@ -130,9 +131,19 @@ fn build(world: &World<'_>, svc: NsName, port: u16, warnings: &mut Vec<String>) 
             if ep.conditions.ready == Some(false) {
                 continue;
             }
+            let mesh = super::mesh::endpoint_in_mesh(world, &svc.namespace, ep);
             for addr in &ep.addresses {
                 match addr.parse::<IpAddr>() {
-                    Ok(ip) => endpoints.push(SocketAddr::new(ip, target)),
+                    Ok(ip) => {
+                        let addr = SocketAddr::new(ip, target);
+                        endpoints.push(addr);
+                        if let Some(identity) = &mesh {
+                            mesh_endpoints.push(MeshEndpoint {
+                                addr,
+                                identity: identity.clone(),
+                            });
+                        }
+                    }
                     Err(_) => warnings.push(format!(
                         "EndpointSlice {}/{}: address {addr:?} is not an IP; skipped",
                         svc.namespace, slice.metadata.name
@@ -144,10 +155,8 @@ fn build(world: &World<'_>, svc: NsName, port: u16, warnings: &mut Vec<String>) 
     endpoints.sort();
     endpoints.dedup();
     let via_waypoint = super::mesh::via_waypoint(world, &svc, port);
-    let in_mesh = world
-        .namespace_labels(&svc.namespace)
-        .get(super::mesh::DATAPLANE_MODE)
-        .is_some_and(|m| m == "ambient");
+    mesh_endpoints.sort();
+    mesh_endpoints.dedup_by(|a, b| a.addr == b.addr);
     Cluster {
         name,
         app_protocol: service_port.and_then(|p| p.app_protocol.clone()),
@@ -157,7 +166,7 @@ fn build(world: &World<'_>, svc: NsName, port: u16, warnings: &mut Vec<String>) 
         tls: None,
         tls_error: None,
         via_waypoint,
-        in_mesh,
+        mesh_endpoints,
         resolve: None,
         cursor: AtomicUsize::new(0),
     }

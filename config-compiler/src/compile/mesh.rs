@@ -5,7 +5,7 @@
 use super::World;
 use super::clusters::ClusterSet;
 use crate::resources::{Gateway, NsName, Resources};
-use crate::snapshot::MeshService;
+use crate::snapshot::{MeshService, WorkloadIdentity};
 use std::net::IpAddr;
 
 /// The label that binds a Namespace, Service or ServiceEntry to a waypoint.
@@ -32,6 +32,37 @@ pub(super) fn binding(
 
 /// The label that puts a Namespace in the ambient mesh ([AM-1]).
 pub const DATAPLANE_MODE: &str = "istio.io/dataplane-mode";
+
+/// [AM-1] Whether an endpoint is in the ambient mesh — its Pod's `istio.io/dataplane-mode`
+/// (`ambient` or `none`), else its Namespace's — and, if so, the identity its Pod runs as
+/// (`None` when the Pod is unknown: then any workload of the trust domain is accepted).
+pub(super) fn endpoint_in_mesh(
+    world: &World<'_>,
+    slice_ns: &str,
+    ep: &crate::resources::core::EndpointSpec,
+) -> Option<Option<WorkloadIdentity>> {
+    let pod = world.pod_of(slice_ns, ep);
+    let ns = pod.map_or(slice_ns, |p| p.metadata.namespace());
+    let mode = pod
+        .and_then(|p| p.metadata.labels.get(DATAPLANE_MODE).cloned())
+        .or_else(|| world.namespace_labels(ns).get(DATAPLANE_MODE).cloned());
+    if mode.as_deref() != Some("ambient") {
+        return None;
+    }
+    Some(pod.map(pod_identity))
+}
+
+/// The identity a Pod runs as.
+pub(super) fn pod_identity(p: &crate::resources::Pod) -> WorkloadIdentity {
+    WorkloadIdentity {
+        namespace: p.metadata.namespace().to_string(),
+        service_account: p
+            .spec
+            .service_account_name
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+    }
+}
 
 /// The HBONE port of a waypoint.
 pub const HBONE_PORT: u16 = 15008;
@@ -63,6 +94,7 @@ pub(super) fn via_waypoint(
         .find_map(|ip| ip.parse::<IpAddr>().ok())
         .map(|ip| std::net::SocketAddr::new(ip, port));
     Some(crate::snapshot::ViaWaypoint {
+        identity: waypoint_identity(world, &waypoint),
         waypoint,
         endpoints,
         target,
@@ -99,6 +131,16 @@ pub(super) fn waypoint_endpoints(
         }
     }
     endpoints
+}
+
+/// The identity of a waypoint's Pods (the first known Pod behind its Service).
+pub(super) fn waypoint_identity(world: &World<'_>, waypoint: &NsName) -> Option<WorkloadIdentity> {
+    world
+        .slices(&waypoint.namespace, &waypoint.name)
+        .iter()
+        .flat_map(|s| &s.endpoints)
+        .find_map(|ep| world.pod_of(&waypoint.namespace, ep))
+        .map(pod_identity)
 }
 
 /// Istio's protocol selection for a Service port: `appProtocol`, else the port name's

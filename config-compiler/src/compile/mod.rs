@@ -17,7 +17,7 @@ mod tls;
 
 use crate::resources::core::SERVICE_NAME_LABEL;
 use crate::resources::{
-    ConfigMap, EndpointSlice, NsName, ReferenceGrant, Resources, Secret, Service, ServiceEntry,
+    ConfigMap, EndpointSlice, NsName, Pod, ReferenceGrant, Resources, Secret, Service, ServiceEntry,
 };
 use crate::snapshot::Snapshot;
 use crate::status::StatusReport;
@@ -102,6 +102,8 @@ pub(crate) struct World<'a> {
     secrets: HashMap<(&'a str, &'a str), &'a Secret>,
     config_maps: HashMap<(&'a str, &'a str), &'a ConfigMap>,
     service_entries: &'a [crate::resources::Sourced<ServiceEntry>],
+    pods: HashMap<(&'a str, &'a str), &'a Pod>,
+    pods_by_ip: HashMap<std::net::IpAddr, &'a Pod>,
     /// Addresses allocated to ServiceEntry hosts that have none ([HB-W4]).
     entry_vips: BTreeMap<(NsName, String), std::net::IpAddr>,
 }
@@ -157,6 +159,26 @@ impl<'a> World<'a> {
                 })
                 .collect(),
             service_entries: &r.service_entries,
+            pods: r
+                .pods
+                .iter()
+                .map(|p| {
+                    let m = &p.object.metadata;
+                    ((m.namespace(), m.name.as_str()), &p.object)
+                })
+                .collect(),
+            pods_by_ip: r
+                .pods
+                .iter()
+                .flat_map(|p| {
+                    let s = &p.object.status;
+                    s.pod_ip
+                        .iter()
+                        .chain(s.pod_ips.iter().map(|i| &i.ip))
+                        .filter_map(|ip| ip.parse().ok())
+                        .map(move |ip| (ip, &p.object))
+                })
+                .collect(),
             entry_vips: service_entries::allocate(&r.service_entries),
         }
     }
@@ -182,6 +204,26 @@ impl<'a> World<'a> {
 
     pub(crate) fn service(&self, ns: &str, name: &str) -> Option<&'a Service> {
         self.services.get(&(ns, name)).copied()
+    }
+
+    /// The Pod behind an endpoint: its `targetRef`, else the Pod with one of its addresses.
+    pub(crate) fn pod_of(
+        &self,
+        slice_ns: &str,
+        ep: &crate::resources::core::EndpointSpec,
+    ) -> Option<&'a Pod> {
+        if let Some(t) = ep
+            .target_ref
+            .as_ref()
+            .filter(|t| t.kind.as_deref().is_none_or(|k| k == "Pod"))
+        {
+            let ns = t.namespace.as_deref().unwrap_or(slice_ns);
+            return self.pods.get(&(ns, t.name.as_str())).copied();
+        }
+        ep.addresses
+            .iter()
+            .filter_map(|a| a.parse::<std::net::IpAddr>().ok())
+            .find_map(|ip| self.pods_by_ip.get(&ip).copied())
     }
 
     pub(crate) fn service_entry(&self, ns: &str, name: &str) -> Option<&'a ServiceEntry> {

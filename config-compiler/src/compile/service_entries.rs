@@ -4,7 +4,7 @@
 
 use super::World;
 use super::clusters::ClusterSet;
-use super::mesh::{binding, waypoint_endpoints};
+use super::mesh::{binding, waypoint_endpoints, waypoint_identity};
 use crate::resources::service_entry::ServiceEntry;
 use crate::resources::{NsName, Sourced};
 use crate::snapshot::{Cluster, DnsResolve, MeshService, ViaWaypoint};
@@ -161,6 +161,7 @@ pub(super) fn cluster(
         let waypoint = bound_waypoint(world, e)?;
         Some(ViaWaypoint {
             endpoints: waypoint_endpoints(world, &waypoint),
+            identity: waypoint_identity(world, &waypoint),
             waypoint,
             target: addresses_of(world, e, host)
                 .first()
@@ -175,7 +176,7 @@ pub(super) fn cluster(
         endpoints,
         tls: None,
         tls_error: None,
-        in_mesh: false,
+        mesh_endpoints: Vec::new(),
         via_waypoint,
         resolve: (!names.is_empty()).then_some(DnsResolve {
             names,

@@ -1,4 +1,4 @@
-//! Core Kubernetes kinds the gateway reads: Namespace, Service, EndpointSlice.
+//! Core Kubernetes kinds the gateway reads: Namespace, Service, EndpointSlice, Pod.
 
 use super::meta::ObjectMeta;
 use serde::{Deserialize, Serialize};
@@ -95,6 +95,65 @@ pub struct EndpointSpec {
     /// Readiness.
     #[serde(default)]
     pub conditions: EndpointConditions,
+    /// The object behind the endpoint (a Pod).
+    #[serde(default)]
+    pub target_ref: Option<EndpointTarget>,
+}
+
+/// An endpoint's `targetRef`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct EndpointTarget {
+    /// Kind (`Pod`).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+    /// Namespace (the slice's when unset).
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+/// A `v1` Pod: its labels (ambient mode, [AM-1]) and service account (its mesh identity).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct Pod {
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// Spec.
+    #[serde(default)]
+    pub spec: PodSpec,
+    /// Status.
+    #[serde(default)]
+    pub status: PodStatus,
+}
+
+/// The fields of a Pod spec we read.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSpec {
+    /// The service account (`default` when unset).
+    #[serde(default)]
+    pub service_account_name: Option<String>,
+}
+
+/// The fields of a Pod status we read.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodStatus {
+    /// The primary IP.
+    #[serde(default, rename = "podIP")]
+    pub pod_ip: Option<String>,
+    /// Every IP.
+    #[serde(default, rename = "podIPs")]
+    pub pod_ips: Vec<PodIp>,
+}
+
+/// One of `podIPs`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct PodIp {
+    /// The address.
+    #[serde(default)]
+    pub ip: String,
 }
 
 /// Endpoint conditions; an unset `ready` counts as ready, as Kubernetes says.

@@ -11,7 +11,7 @@ pub mod reference_grant;
 pub mod service_entry;
 pub mod tls_route;
 
-pub use self::core::{ConfigMap, EndpointSlice, Namespace, Secret, Service};
+pub use self::core::{ConfigMap, EndpointSlice, Namespace, Pod, Secret, Service};
 pub use backend_tls::{BackendTlsPolicy, DestinationRule};
 pub use gateway::{Gateway, GatewayClass};
 pub use grpc_route::GrpcRoute;
@@ -54,6 +54,8 @@ pub struct Resources {
     pub services: Vec<Sourced<Service>>,
     /// EndpointSlices.
     pub endpoint_slices: Vec<Sourced<EndpointSlice>>,
+    /// Pods (labels and service accounts of endpoints).
+    pub pods: Vec<Sourced<Pod>>,
     /// Secrets (certificates and keys).
     pub secrets: Vec<Sourced<Secret>>,
     /// ConfigMaps (CA bundles).
@@ -90,6 +92,7 @@ impl Resources {
         by_key(&mut self.reference_grants, |o| &o.metadata);
         by_key(&mut self.services, |o| &o.metadata);
         by_key(&mut self.endpoint_slices, |o| &o.metadata);
+        by_key(&mut self.pods, |o| &o.metadata);
         by_key(&mut self.secrets, |o| &o.metadata);
         by_key(&mut self.config_maps, |o| &o.metadata);
         by_key(&mut self.backend_tls_policies, |o| &o.metadata);

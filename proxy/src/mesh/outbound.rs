@@ -24,11 +24,13 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Pooled HBONE connections, by (peer address, our identity's fingerprint: certificate and
-/// trust bundle).
+/// trust bundle, the identity the peer must present).
 #[derive(Default)]
 pub struct HbonePool {
-    conns: Mutex<HashMap<(SocketAddr, u64), SendRequest<Bytes>>>,
+    conns: Mutex<HashMap<PoolKey, SendRequest<Bytes>>>,
 }
+
+type PoolKey = (SocketAddr, u64, Option<String>);
 
 impl std::fmt::Debug for HbonePool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -46,15 +48,16 @@ impl HbonePool {
         &self,
         addr: SocketAddr,
         identity: &MeshIdentity,
+        peer_id: Option<&str>,
     ) -> pingora::Result<SendRequest<Bytes>> {
-        let key = (addr, identity.fingerprint);
+        let key = (addr, identity.fingerprint, peer_id.map(str::to_string));
         let pooled = self.conns.lock().ok().and_then(|m| m.get(&key).cloned());
         if let Some(s) = pooled
             && let Ok(ready) = s.ready().await
         {
             return Ok(ready);
         }
-        let fresh = connect(addr, identity).await?;
+        let fresh = connect(addr, identity, peer_id).await?;
         if let Ok(mut m) = self.conns.lock() {
             m.insert(key, fresh.clone());
         }
@@ -66,8 +69,12 @@ impl HbonePool {
 }
 
 /// Open an HBONE connection: TCP, TLS 1.3 with our certificate and the trust bundle, `h2`.
-async fn connect(addr: SocketAddr, identity: &MeshIdentity) -> pingora::Result<SendRequest<Bytes>> {
-    let config = client_config(identity)
+async fn connect(
+    addr: SocketAddr,
+    identity: &MeshIdentity,
+    peer_id: Option<&str>,
+) -> pingora::Result<SendRequest<Bytes>> {
+    let config = client_config(identity, peer_id)
         .map_err(|e| failed(ErrorType::TLSHandshakeFailure, format!("HBONE client: {e}")))?;
     let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| {
         let kind = match e.kind() {
@@ -104,7 +111,10 @@ async fn connect(addr: SocketAddr, identity: &MeshIdentity) -> pingora::Result<S
     Ok(send)
 }
 
-fn client_config(identity: &MeshIdentity) -> Result<Arc<rustls::ClientConfig>, String> {
+fn client_config(
+    identity: &MeshIdentity,
+    peer_id: Option<&str>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
         identity.trust.roots.clone(),
@@ -115,6 +125,7 @@ fn client_config(identity: &MeshIdentity) -> Result<Arc<rustls::ClientConfig>, S
     let verifier = Arc::new(MeshPeer {
         inner,
         trust_domain: identity.trust_domain.clone(),
+        expected: peer_id.map(str::to_string),
     });
     let chain = identity.cert.key.cert.clone();
     let key = rustls::pki_types::PrivateKeyDer::try_from(identity.cert.key_der.as_ref().clone())
@@ -131,11 +142,12 @@ fn client_config(identity: &MeshIdentity) -> Result<Arc<rustls::ClientConfig>, S
 }
 
 /// A mesh peer: chains to the trust bundle and is a workload of our trust domain (checked by
-/// its SPIFFE ID, not a DNS name).
+/// its SPIFFE ID, not a DNS name) — exactly the expected workload when we know which ([HB-W5]).
 #[derive(Debug)]
 struct MeshPeer {
     inner: Arc<rustls::client::WebPkiServerVerifier>,
     trust_domain: String,
+    expected: Option<String>,
 }
 
 impl ServerCertVerifier for MeshPeer {
@@ -159,10 +171,13 @@ impl ServerCertVerifier for MeshPeer {
             Err(e) => return Err(e),
         }
         let (uris, _) = waygate_config::tls_material::subject_alt_names(end_entity.as_ref());
-        if uris
-            .iter()
-            .any(|u| super::identity::is_workload_id(u, &self.trust_domain))
-        {
+        let accepted = match &self.expected {
+            Some(id) => uris.iter().any(|u| u == id),
+            None => uris
+                .iter()
+                .any(|u| super::identity::is_workload_id(u, &self.trust_domain)),
+        };
+        if accepted {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::InvalidCertificate(
@@ -222,6 +237,8 @@ pub struct HboneConnector {
     pub target: SocketAddr,
     /// The original client, sent as `Forwarded: for="…"` ([HB-W2]).
     pub client: Option<SocketAddr>,
+    /// The SPIFFE ID the peer must present, when its workload is known.
+    pub peer_id: Option<String>,
 }
 
 #[async_trait]
@@ -230,7 +247,10 @@ impl L4Connect for HboneConnector {
         let Some(waypoint) = addr.as_inet().copied() else {
             return Error::e_explain(ErrorType::ConnectError, "HBONE needs an IP waypoint");
         };
-        let mut send = self.pool.sender(waypoint, &self.identity).await?;
+        let mut send = self
+            .pool
+            .sender(waypoint, &self.identity, self.peer_id.as_deref())
+            .await?;
         let mut req = http::Request::builder()
             .method(http::Method::CONNECT)
             .uri(self.target.to_string());

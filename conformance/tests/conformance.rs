@@ -7,14 +7,22 @@
 
 #[path = "conformance/case.rs"]
 mod case;
+#[path = "conformance/case_checks.rs"]
+mod case_checks;
 #[path = "conformance/checks.rs"]
 mod checks;
 #[path = "conformance/client.rs"]
 mod client;
 #[path = "conformance/fixtures.rs"]
 mod fixtures;
+#[path = "conformance/judge.rs"]
+mod judge;
 #[path = "conformance/listener_sets.rs"]
 mod listener_sets;
+#[path = "conformance/mesh.rs"]
+mod mesh;
+#[path = "conformance/pods.rs"]
+mod pods;
 #[path = "conformance/shares.rs"]
 mod shares;
 #[path = "conformance/streams.rs"]
@@ -102,7 +110,7 @@ async fn run_case(base: &[Value], case: &Case) -> CaseRun {
         failures: Vec::new(),
         skipped: Vec::new(),
     };
-    let mut world = match World::new(&case.name) {
+    let mut world = match World::new(&case.name, case.mesh) {
         Ok(w) => w,
         Err(e) => {
             run.failures.push(e);
@@ -125,6 +133,10 @@ async fn run_case(base: &[Value], case: &Case) -> CaseRun {
                 world.apply(base, &docs, &case.endpoints).await?;
                 match &gateway {
                     None => {
+                        // A mesh case's waypoint runs with an identity from the case's own CA.
+                        if case.mesh {
+                            world.mesh = Some(mesh::MeshEnv::new(world.dir(), &world)?);
+                        }
                         let gw = Gateway::start(GatewayOptions {
                             source: ConfigSource::Path(world.file.clone()),
                             bind: BindPlan::Ephemeral(IpAddr::V4(Ipv4Addr::LOCALHOST)),
@@ -132,7 +144,7 @@ async fn run_case(base: &[Value], case: &Case) -> CaseRun {
                             gateways: vec![],
                             watch: false,
                             dns_server: None,
-                            identity: None,
+                            identity: world.mesh.as_ref().map(|m| m.identity.clone()),
                         })
                         .await
                         .map_err(|e| format!("gateway does not start: {e:#}"))?;
@@ -176,7 +188,7 @@ async fn run_case(base: &[Value], case: &Case) -> CaseRun {
             }
         }
         for r in &step.requests {
-            let what = traffic::describe(r, &default_gw);
+            let what = traffic::describe(r, &default_gw, case.mesh);
             if let Some(reason) = &r.skip {
                 run.skipped
                     .push(format!("{label}: request {what}: {reason}"));
@@ -287,6 +299,12 @@ async fn gateway_api_conformance_cases() {
         world::parse_docs("generated certificates", &fixtures::get().yaml)
             .unwrap_or_else(|e| panic!("{e}")),
     );
+    // Mesh cases start from the mesh base alone, as upstream's mesh tests use their own objects.
+    let mesh_base_path = root().join("base-mesh.yaml");
+    let mesh_base_text = std::fs::read_to_string(&mesh_base_path)
+        .unwrap_or_else(|e| panic!("{}: {e}", mesh_base_path.display()));
+    let mesh_base =
+        world::parse_docs("base-mesh.yaml", &mesh_base_text).unwrap_or_else(|e| panic!("{e}"));
     let files = case_files(&root().join("cases")).unwrap_or_else(|e| panic!("{e}"));
     assert!(!files.is_empty(), "no cases in conformance/cases");
 
@@ -343,8 +361,13 @@ async fn gateway_api_conformance_cases() {
                 case.name, case.upstream
             ));
         }
+        let (case_base, case_base_text) = if case.mesh {
+            (&mesh_base, &mesh_base_text)
+        } else {
+            (&base, &base_text)
+        };
         let mut run = CaseRun {
-            failures: validate_manifests(&base_text, &case),
+            failures: validate_manifests(case_base_text, &case),
             skipped: Vec::new(),
         };
         let checks_nothing = case.checks.is_empty()
@@ -360,7 +383,7 @@ async fn gateway_api_conformance_cases() {
         }
         match &case.skip {
             Some(reason) => run.skipped.push(reason.clone()),
-            None if run.failures.is_empty() => run = run_case(&base, &case).await,
+            None if run.failures.is_empty() => run = run_case(case_base, &case).await,
             None => {}
         }
         let outcome = run.outcome();
@@ -390,10 +413,7 @@ async fn gateway_api_conformance_cases() {
         });
     }
     if only.is_none() {
-        for missing in report::UPSTREAM_TESTS
-            .iter()
-            .filter(|t| !upstream_seen.contains(t.name))
-        {
+        for missing in report::upstream_tests().filter(|t| !upstream_seen.contains(t.name)) {
             failures.push(format!("upstream test {} has no case", missing.name));
         }
         if let Err(e) = write_report(&outcomes, &skips) {

@@ -109,12 +109,11 @@ pub(crate) fn decide(
             }
             // Redirect is answered locally and needs the request as it arrived.
             Filter::RequestRedirect(r) => {
+                // Inside an HBONE tunnel the request is the client's own plain HTTP: the
+                // waypoint's mTLS is not its scheme.
+                let tls = ctx.downstream_tls.is_some() && !ctx.tls_facts().is_some_and(|t| t.hbone);
                 let input = RedirectInput {
-                    scheme: if ctx.downstream_tls.is_some() {
-                        "https"
-                    } else {
-                        "http"
-                    },
+                    scheme: if tls { "https" } else { "http" },
                     host: &host,
                     listener_port,
                     path,

@@ -1,5 +1,8 @@
 //! What the upstream suite holds: the Gateway API release, its profiles and their features, and
-//! every upstream test the cases render, with the features it needs.
+//! every upstream test the cases render, with the features it needs (the mesh tests are in
+//! `mesh.rs`).
+
+use super::mesh::{MESH, MESH_EXTENDED, MESH_TESTS};
 
 /// The Gateway API release the cases are written against.
 pub const GATEWAY_API_VERSION: &str = "v1.6.1";
@@ -8,7 +11,7 @@ pub const GATEWAY_API_VERSION: &str = "v1.6.1";
 pub const GATEWAY_API_CHANNEL: &str = "experimental";
 
 const GW: &str = "Gateway";
-const HR: &str = "HTTPRoute";
+pub(super) const HR: &str = "HTTPRoute";
 const RG: &str = "ReferenceGrant";
 const GR: &str = "GRPCRoute";
 const TR: &str = "TLSRoute";
@@ -70,8 +73,11 @@ pub const PROFILELESS: [&str; 1] = ["GRPCRouteNamedRouteRule"];
 /// A conformance profile: the features whose tests it counts.
 #[derive(Debug, Clone, Copy)]
 pub struct Profile {
-    /// `GATEWAY-HTTP`, `GATEWAY-GRPC`.
+    /// `GATEWAY-HTTP`, `GATEWAY-GRPC`, `GATEWAY-TLS`, `MESH-HTTP`.
     pub name: &'static str,
+    /// The core feature of the profile's data plane (`Gateway` or `Mesh`): only tests naming it
+    /// decide which of the profile's extended features are claimed.
+    pub dataplane: &'static str,
     /// Core features: a test whose features are all in here counts as core.
     pub core: &'static [&'static str],
     /// Extended feature groups.
@@ -110,21 +116,30 @@ impl Profile {
 }
 
 /// The profiles the report covers, in report order.
-pub const PROFILES: [Profile; 3] = [
+pub const PROFILES: [Profile; 4] = [
     Profile {
         name: "GATEWAY-HTTP",
+        dataplane: GW,
         core: &[GW, RG, HR],
         extended: &[&GATEWAY_EXTENDED, &HTTPROUTE_EXTENDED, &BACKEND_TLS],
     },
     Profile {
         name: "GATEWAY-GRPC",
+        dataplane: GW,
         core: &[GW, RG, GR],
         extended: &[&GATEWAY_EXTENDED],
     },
     Profile {
         name: "GATEWAY-TLS",
+        dataplane: GW,
         core: &[GW, RG, TR],
         extended: &[&GATEWAY_EXTENDED, &TLSROUTE_EXTENDED],
+    },
+    Profile {
+        name: "MESH-HTTP",
+        dataplane: MESH,
+        core: &[MESH, HR],
+        extended: &[&MESH_EXTENDED],
     },
 ];
 
@@ -145,7 +160,7 @@ pub struct UpstreamTest {
     pub skipped_if_supported: Option<&'static str>,
 }
 
-const fn t(name: &'static str, features: &'static [&'static str]) -> UpstreamTest {
+pub(super) const fn t(name: &'static str, features: &'static [&'static str]) -> UpstreamTest {
     UpstreamTest {
         name,
         features,
@@ -170,7 +185,10 @@ const fn unless(
     }
 }
 
-const fn provisional(name: &'static str, features: &'static [&'static str]) -> UpstreamTest {
+pub(super) const fn provisional(
+    name: &'static str,
+    features: &'static [&'static str],
+) -> UpstreamTest {
     UpstreamTest {
         name,
         features,
@@ -488,14 +506,19 @@ pub const UPSTREAM_TESTS: &[UpstreamTest] = &[
     ),
 ];
 
+/// Every upstream test that needs a case: the Gateway tests, then the mesh tests.
+pub fn upstream_tests() -> impl Iterator<Item = &'static UpstreamTest> {
+    UPSTREAM_TESTS.iter().chain(MESH_TESTS)
+}
+
 /// The upstream test of this ShortName.
 pub fn upstream_test(name: &str) -> Option<&'static UpstreamTest> {
-    UPSTREAM_TESTS.iter().find(|t| t.name == name)
+    upstream_tests().find(|t| t.name == name)
 }
 
 /// Whether a feature name is known to the report (core, extended or profile-less).
 pub fn is_known_feature(feature: &str) -> bool {
-    [GW, HR, RG, GR, TR].contains(&feature)
+    [GW, HR, RG, GR, TR, MESH].contains(&feature)
         || PROFILELESS.contains(&feature)
         || PROFILES.iter().any(|p| p.is_extended(feature))
 }

@@ -121,6 +121,34 @@ async fn exchange(
     over(stream, version, req).await
 }
 
+/// One HTTP/1.1 request over an established byte stream (an HBONE tunnel, a pod's socket), with
+/// the Host header `host`.
+pub async fn send_on<IO>(
+    io: IO,
+    method: &str,
+    host: &str,
+    path: &str,
+    headers: &[(String, String)],
+) -> Result<Reply, String>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(http::header::HOST, host);
+    for (k, v) in headers {
+        req = req.header(k.as_str(), v.as_str());
+    }
+    let req = req
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| format!("bad request: {e}"))?;
+    match tokio::time::timeout(REQUEST_TIMEOUT, over(io, Version::Http1, req)).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("no answer within {}s", REQUEST_TIMEOUT.as_secs())),
+    }
+}
+
 /// One request over an established connection.
 async fn over<IO>(
     io: IO,

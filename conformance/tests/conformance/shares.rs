@@ -3,6 +3,7 @@
 
 use crate::case::{Distribution, MirrorShare};
 use crate::client::{self, Version};
+use crate::mesh;
 use crate::traffic::{
     MIRROR_POLL, MIRROR_WAIT, REQUEST_ID, fresh_id, grpc_authority, served_count, target,
     with_query_param,
@@ -31,16 +32,34 @@ pub async fn distribution(
     default_gw: &str,
     d: &Distribution,
 ) -> Result<(), String> {
-    let gw = d.gateway.as_deref().unwrap_or(default_gw);
-    let (addr, default_host) = target(gateway, world, gw, d.port)?;
-    let host = match (&d.host, d.grpc) {
-        (Some(h), _) => h.clone(),
-        (None, true) => grpc_authority(world, gw, d.port, addr),
-        (None, false) => default_host,
+    let (way, host) = match &world.mesh {
+        Some(env) => {
+            if d.gateway.is_some() || d.port.is_some() || d.grpc {
+                return Err("gateway, port and grpc do not apply to mesh distributions".into());
+            }
+            let from = d.from.as_deref().unwrap_or(mesh::DEFAULT_NAMESPACE);
+            let host = d.host.as_deref().unwrap_or(mesh::DEFAULT_HOST);
+            let (target, host) = mesh::resolve(gateway, world, env, host, from)?;
+            (Way::Mesh(target), host)
+        }
+        None => {
+            if d.from.is_some() {
+                return Err("`from` applies to mesh distributions only".into());
+            }
+            let gw = d.gateway.as_deref().unwrap_or(default_gw);
+            let (addr, default_host) = target(gateway, world, gw, d.port)?;
+            let host = match (&d.host, d.grpc) {
+                (Some(h), _) => h.clone(),
+                (None, true) => grpc_authority(world, gw, d.port, addr),
+                (None, false) => default_host,
+            };
+            (Way::Gateway(addr), host)
+        }
     };
+    let way = Arc::new(way);
     let mut last = String::new();
     for attempt in 1..=d.attempts.max(1) {
-        match batch(addr, &host, d).await {
+        match batch(&way, &host, d).await {
             Ok(()) => return Ok(()),
             Err(e) => last = format!("batch {attempt}/{}: {e}", d.attempts),
         }
@@ -48,14 +67,34 @@ pub async fn distribution(
     Err(last)
 }
 
+/// Where the requests of a distribution go.
+enum Way {
+    /// A gateway listener's address.
+    Gateway(SocketAddr),
+    /// From a mesh pod, through its waypoint (a fresh HBONE tunnel per request).
+    Mesh(mesh::Target),
+}
+
 /// One request of a distribution batch: the namespace and pod that answered.
 async fn answered_by(
-    addr: SocketAddr,
+    way: &Way,
     host: &str,
     path: &str,
     grpc: bool,
     i: usize,
 ) -> Result<(String, String), String> {
+    let addr = match way {
+        Way::Gateway(addr) => *addr,
+        Way::Mesh(target) => {
+            let headers = vec![("X-Jitter".to_string(), i.to_string())];
+            let reply = target.send("GET", host, path, &headers).await?;
+            let e = reply
+                .echo
+                .filter(|_| reply.status == 200)
+                .ok_or_else(|| format!("want 200 from an echo pod, got {}", reply.status))?;
+            return Ok((e.namespace, e.pod));
+        }
+    };
     // A distinct header per request, as upstream adds entropy so no layer can cache.
     if grpc {
         let metadata = vec![("x-jitter".to_string(), i.to_string())];
@@ -76,7 +115,7 @@ async fn answered_by(
     Ok((e.namespace, e.pod))
 }
 
-async fn batch(addr: SocketAddr, host: &str, d: &Distribution) -> Result<(), String> {
+async fn batch(way: &Arc<Way>, host: &str, d: &Distribution) -> Result<(), String> {
     let limit = Arc::new(Semaphore::new(d.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..d.total {
@@ -85,9 +124,10 @@ async fn batch(addr: SocketAddr, host: &str, d: &Distribution) -> Result<(), Str
         let path = d.path.clone();
         let namespace = d.namespace.clone();
         let grpc = d.grpc;
+        let way = way.clone();
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await.map_err(|e| e.to_string())?;
-            let (ns, pod) = answered_by(addr, &host, &path, grpc, i).await?;
+            let (ns, pod) = answered_by(&way, &host, &path, grpc, i).await?;
             if ns != namespace {
                 return Err(format!(
                     "answered from namespace {ns:?}, want {namespace:?}"
@@ -145,6 +185,9 @@ pub async fn mirror_share(
     default_gw: &str,
     m: &MirrorShare,
 ) -> Result<(), String> {
+    if world.mesh.is_some() {
+        return Err("mirror shares are measured through a gateway, not in mesh cases".into());
+    }
     let (addr, host) = target(gateway, world, default_gw, None)?;
     let n = m.total as f64;
     let expected = n * m.share;

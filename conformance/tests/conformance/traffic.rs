@@ -1,15 +1,20 @@
-//! Requests against the gateway and the upstream suite's judgement of the answers.
+//! Requests against the gateway or from a mesh pod, sent as the upstream suite sends them (the
+//! answers are judged in `judge.rs`), and gRPC calls.
 
-use crate::case::{BackendTlsExpect, GrpcCall, RequestCase, ResponseExpect, Statuses};
+use crate::case::{GrpcCall, RequestCase, Statuses};
 use crate::checks::first_listener_port;
 use crate::client::{self, Reply, TlsClient, Version};
 use crate::fixtures;
+use crate::judge::{
+    Sent, got, is_host, is_redirect, is_timeout, judge_backend, judge_backend_tls,
+    judge_error_status, judge_redirect, judge_response_headers,
+};
+use crate::mesh::{self, MeshEnv};
 use crate::world::World;
 use std::net::SocketAddr;
 use std::time::Duration;
 use waygate::gateway::Gateway;
 use waygate_config::NsName;
-use waygate_conformance::echo::EchoResponse;
 use waygate_conformance::grpc_echo::SERVICE;
 use waygate_conformance::pki;
 
@@ -43,47 +48,31 @@ pub fn target(
 }
 
 /// A one-line description of a request for failure messages.
-pub fn describe(r: &RequestCase, default_gw: &str) -> String {
+pub fn describe(r: &RequestCase, default_gw: &str, in_mesh: bool) -> String {
+    let default_host = if in_mesh {
+        mesh::DEFAULT_HOST
+    } else {
+        "<gateway address>"
+    };
     let mut s = format!(
         "{} {}{}",
         r.method.as_deref().unwrap_or("GET"),
-        r.host.as_deref().unwrap_or("<gateway address>"),
+        r.host.as_deref().unwrap_or(default_host),
         r.path
     );
     if !r.headers.is_empty() {
         s.push_str(&format!(" headers {:?}", r.headers));
+    }
+    if in_mesh {
+        let from = r.from.as_deref().unwrap_or(mesh::DEFAULT_NAMESPACE);
+        s.push_str(&format!(" from a pod in {from}"));
+        return s;
     }
     let gw = r.gateway.as_deref().unwrap_or(default_gw);
     if gw != DEFAULT_GATEWAY || r.port.is_some() {
         s.push_str(&format!(" via {gw}:{}", r.port.unwrap_or(80)));
     }
     s
-}
-
-fn got(reply: &Reply) -> String {
-    match &reply.echo {
-        Some(e) => format!(
-            "got {} from pod {:?} in {:?} (path {:?}, host {:?})",
-            reply.status, e.pod, e.namespace, e.path, e.host
-        ),
-        None => format!("got {} (not an echo answer)", reply.status),
-    }
-}
-
-fn is_redirect(status: u16) -> bool {
-    matches!(status, 300..=305 | 307 | 308)
-}
-
-fn is_timeout(status: u16) -> bool {
-    matches!(status, 408 | 504)
-}
-
-/// The echoed header values joined with `,`, looked up without regard to case.
-fn seen_header(e: &EchoResponse, name: &str) -> Option<String> {
-    e.headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.join(","))
 }
 
 /// A fresh random id in UUID form.
@@ -122,6 +111,41 @@ pub fn with_query_param(path: &str, name: &str, value: &str) -> String {
     format!("{base}?{}", query.join("&"))
 }
 
+/// How a request reaches what answers it.
+pub enum Hop<'a> {
+    /// To a gateway's listener.
+    Gateway {
+        /// The listener's bound address.
+        addr: SocketAddr,
+        /// HTTP version.
+        version: Version,
+        /// TLS towards the listener.
+        tls: Option<&'a TlsClient>,
+    },
+    /// From a pod of the mesh (see `mesh.rs`).
+    Mesh(mesh::Target),
+}
+
+impl Hop<'_> {
+    async fn send(
+        &self,
+        method: &str,
+        host: &str,
+        path: &str,
+        headers: &[(String, String)],
+    ) -> Result<Reply, String> {
+        match self {
+            Hop::Gateway { addr, version, tls } => {
+                client::send(*addr, *version, *tls, method, host, path, headers).await
+            }
+            Hop::Mesh(t) => t
+                .send(method, host, path, headers)
+                .await
+                .map_err(|e| format!("{e} ({})", t.describe())),
+        }
+    }
+}
+
 /// Send one request (as many times as it says) and judge every answer.
 pub async fn request(
     gateway: &Gateway,
@@ -129,6 +153,12 @@ pub async fn request(
     default_gw: &str,
     r: &RequestCase,
 ) -> Result<(), String> {
+    if let Some(env) = &world.mesh {
+        return mesh_request(gateway, world, env, r).await;
+    }
+    if r.from.is_some() {
+        return Err("`from` applies to mesh requests only".into());
+    }
     let gw = r.gateway.as_deref().unwrap_or(default_gw);
     let (addr, default_host) = match target(gateway, world, gw, r.port) {
         Ok(t) => t,
@@ -160,8 +190,55 @@ pub async fn request(
         }
         Some(other) => return Err(format!("unknown protocol {other:?}")),
     };
+    let hop = Hop::Gateway {
+        addr,
+        version,
+        tls: tls.as_ref(),
+    };
+    send_and_judge(world, &hop, &host, r).await
+}
+
+/// A request from a pod of the mesh: `host` names the destination as upstream's mesh client
+/// takes it (default `echo`), `from` the caller's namespace.
+async fn mesh_request(
+    gateway: &Gateway,
+    world: &World,
+    env: &MeshEnv,
+    r: &RequestCase,
+) -> Result<(), String> {
+    let gateway_only = [
+        ("gateway", r.gateway.is_some()),
+        ("port", r.port.is_some()),
+        ("scheme", r.scheme.is_some()),
+        ("sni", r.sni.is_some()),
+        ("clientCert", r.client_cert.is_some()),
+        ("fails", r.fails),
+        ("backendTls", r.backend_tls.is_some()),
+        ("mirroredTo", !r.mirrored_to.is_empty()),
+        (
+            "protocol",
+            r.protocol.as_deref().is_some_and(|p| p != "http"),
+        ),
+    ];
+    if let Some((field, _)) = gateway_only.iter().find(|(_, set)| *set) {
+        return Err(format!("`{field}` does not apply to mesh requests"));
+    }
+    let from = r.from.as_deref().unwrap_or(mesh::DEFAULT_NAMESPACE);
+    let host = r.host.as_deref().unwrap_or(mesh::DEFAULT_HOST);
+    let (target, url_host) = mesh::resolve(gateway, world, env, host, from)?;
+    send_and_judge(world, &Hop::Mesh(target), &url_host, r).await
+}
+
+/// Send the request over `hop` as often as it says (retrying a failure a few times) and judge
+/// every answer; or, with `fails`, require that no HTTP answer comes.
+async fn send_and_judge(
+    world: &World,
+    hop: &Hop<'_>,
+    host: &str,
+    r: &RequestCase,
+) -> Result<(), String> {
     if r.fails {
-        return match one_request(world, addr, version, tls.as_ref(), &host, r).await {
+        return match one_request(world, hop, host, r).await {
             Err(e) if e.starts_with(TRANSPORT) => Ok(()),
             Err(e) => Err(format!("want a failed connection, {e}")),
             Ok(()) => Err("want a failed connection, got an HTTP answer".into()),
@@ -169,7 +246,7 @@ pub async fn request(
     }
     let times = r.repeat.unwrap_or(1).max(1);
     for i in 0..times {
-        let mut outcome = one_request(world, addr, version, tls.as_ref(), &host, r).await;
+        let mut outcome = one_request(world, hop, host, r).await;
         // Upstream sends a request until it meets expectations (within 30 s); here the config
         // is applied before the first request, so this only absorbs a timing-sensitive case
         // (delays against timeouts) losing a race on a loaded 2-core machine.
@@ -178,7 +255,7 @@ pub async fn request(
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            outcome = one_request(world, addr, version, tls.as_ref(), &host, r).await;
+            outcome = one_request(world, hop, host, r).await;
         }
         outcome.map_err(|e| {
             let e = format!("{e} (failed {TRIES} times)");
@@ -225,12 +302,15 @@ fn tls_client(r: &RequestCase, host: &str) -> Result<TlsClient, String> {
 
 async fn one_request(
     world: &World,
-    addr: SocketAddr,
-    version: Version,
-    tls: Option<&TlsClient>,
-    host: &str,
+    hop: &Hop<'_>,
+    url_host: &str,
     r: &RequestCase,
 ) -> Result<(), String> {
+    let host = r
+        .headers
+        .iter()
+        .find(|(k, _)| is_host(k))
+        .map_or(url_host, |(_, v)| v.as_str());
     // `{uuid}` in a path is a fresh id per request, as upstream's retry checks use.
     let uuid = fresh_id();
     let mut path = r.path.replace("{uuid}", &uuid);
@@ -254,6 +334,7 @@ async fn one_request(
     let mut headers: Vec<(String, String)> = r
         .headers
         .iter()
+        .filter(|(k, _)| !is_host(k))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     // Upstream always sends this header, empty unless the test wants response headers.
@@ -263,7 +344,8 @@ async fn one_request(
         .map(|(k, v)| format!("{k}:{v}"))
         .collect();
     headers.push(("X-Echo-Set-Header".into(), set.join(",")));
-    let reply = client::send(addr, version, tls, method, host, &path, &headers)
+    let reply = hop
+        .send(method, host, &path, &headers)
         .await
         .map_err(|e| format!("{TRANSPORT}{e}"))?;
     if r.error_status {
@@ -281,7 +363,13 @@ async fn one_request(
         return Err(format!("want status {want}, {}", got(&reply)));
     }
     if matches!(reply.status, 200 | 204) {
-        judge_backend(r, &reply, &path, backend_path.as_deref(), method)?;
+        let sent = Sent {
+            host,
+            path: &path,
+            method,
+            in_mesh: matches!(hop, Hop::Mesh(_)),
+        };
+        judge_backend(r, &reply, &sent, backend_path.as_deref())?;
         if let Some(want) = &r.backend_tls {
             judge_backend_tls(world, &reply, want)?;
         }
@@ -339,274 +427,6 @@ async fn wait_for_mirror(world: &World, ns: &str, app: &str, target: &str) -> Re
             ));
         }
         tokio::time::sleep(MIRROR_POLL).await;
-    }
-}
-
-fn judge_backend(
-    r: &RequestCase,
-    reply: &Reply,
-    sent_path: &str,
-    backend_path: Option<&str>,
-    sent_method: &str,
-) -> Result<(), String> {
-    // As upstream: an answer that is not an echo counts as an empty echo of the sent method.
-    let fallback;
-    let e = match &reply.echo {
-        Some(e) => e,
-        None => {
-            fallback = EchoResponse {
-                method: sent_method.to_string(),
-                ..EchoResponse::default()
-            };
-            &fallback
-        }
-    };
-    // The request the backend must see: as given, or else the request as sent.
-    let (host, path, method, headers, absent) = match &r.at_backend {
-        Some(b) => (
-            b.host.clone(),
-            backend_path.unwrap_or(sent_path).to_string(),
-            b.method.clone().unwrap_or_else(|| "GET".into()),
-            b.headers.clone(),
-            b.absent_headers.clone(),
-        ),
-        None => (
-            r.host.clone(),
-            sent_path.to_string(),
-            r.method.clone().unwrap_or_else(|| "GET".into()),
-            r.headers.clone(),
-            Vec::new(),
-        ),
-    };
-    let mut errs = Vec::new();
-    if let Some(h) = host.filter(|h| !h.is_empty())
-        && e.host != h
-    {
-        errs.push(format!("backend saw host {:?}, want {h:?}", e.host));
-    }
-    if e.path != path {
-        errs.push(format!("backend saw path {:?}, want {path:?}", e.path));
-    }
-    if e.method != method {
-        errs.push(format!(
-            "backend saw method {:?}, want {method:?}",
-            e.method
-        ));
-    }
-    let namespace = r.namespace.as_deref().unwrap_or("");
-    if e.namespace != namespace {
-        errs.push(format!(
-            "answered from namespace {:?}, want {namespace:?}",
-            e.namespace
-        ));
-    }
-    for (name, value) in &headers {
-        match seen_header(e, name) {
-            Some(v) if v == *value => {}
-            Some(v) => errs.push(format!("backend saw {name}: {v:?}, want {value:?}")),
-            None => errs.push(format!("backend did not see {name} (want {value:?})")),
-        }
-    }
-    for name in &absent {
-        if let Some(v) = seen_header(e, name) {
-            errs.push(format!("backend saw {name}: {v:?}, want it absent"));
-        }
-    }
-    let backend = r.backend.as_deref().unwrap_or("");
-    if !e.pod.starts_with(backend) {
-        errs.push(format!("answered by pod {:?}, want {backend}-*", e.pod));
-    }
-    if let Some(name) = &r.pod_from_header {
-        let lines: Vec<&String> = e
-            .headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .flat_map(|(_, v)| v)
-            .collect();
-        match lines.as_slice() {
-            [one] if e.pod.starts_with(one.as_str()) => {}
-            [one] => errs.push(format!(
-                "backend saw {name}: {one:?}, but pod {:?} answered",
-                e.pod
-            )),
-            many => errs.push(format!(
-                "backend saw {} lines of {name} ({many:?}), want one",
-                many.len()
-            )),
-        }
-    }
-    if errs.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("{}: {}", got(reply), errs.join("; ")))
-    }
-}
-
-/// MakeRequestAndExpectFailure: an HTTP answer that is neither a success (200) nor a timeout
-/// (408/504, which upstream takes for "not yet").
-fn judge_error_status(r: &RequestCase, reply: &Reply) -> Result<(), String> {
-    if r.status.is_some() {
-        return Err("errorStatus and status exclude each other".into());
-    }
-    if reply.status == 200 || is_timeout(reply.status) {
-        return Err(format!(
-            "want an error status (not 200, 408 or 504), {}",
-            got(reply)
-        ));
-    }
-    Ok(())
-}
-
-/// The leaf certificate of a PEM text, DER.
-fn first_cert_der(pem: &[u8]) -> Option<Vec<u8>> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let cert = CertificateDer::pem_slice_iter(pem).next()?.ok()?;
-    Some(cert.as_ref().to_vec())
-}
-
-/// The gateway's TLS connection as the backend saw it, compared as upstream compares `SNI` and
-/// `ClientCert` (the certificate itself rather than its PEM spelling).
-fn judge_backend_tls(world: &World, reply: &Reply, want: &BackendTlsExpect) -> Result<(), String> {
-    let tls = reply
-        .echo
-        .as_ref()
-        .and_then(|e| e.tls.as_ref())
-        .ok_or_else(|| format!("{}: the backend saw no TLS", got(reply)))?;
-    let mut errs = Vec::new();
-    if let Some(sni) = &want.server_name
-        && tls.server_name != *sni
-    {
-        errs.push(format!(
-            "backend saw SNI {:?}, want {sni:?}",
-            tls.server_name
-        ));
-    }
-    if let Some(secret) = &want.peer_certificate {
-        let expected = first_cert_der(&world.secret_data(secret, "tls.crt")?)
-            .ok_or_else(|| format!("Secret {secret}: tls.crt holds no certificate"))?;
-        let presented = tls
-            .peer_certificates
-            .iter()
-            .any(|p| first_cert_der(p.as_bytes()).as_ref() == Some(&expected));
-        if !presented {
-            errs.push(format!(
-                "backend was not presented the certificate of Secret {secret} ({} presented)",
-                tls.peer_certificates.len()
-            ));
-        }
-    }
-    if errs.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("{}: {}", got(reply), errs.join("; ")))
-    }
-}
-
-/// A response header's lines joined with `,`, looked up without regard to case.
-fn response_header(reply: &Reply, name: &str) -> Option<String> {
-    let values: Vec<String> = reply
-        .headers
-        .get_all(name)
-        .iter()
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .collect();
-    (!values.is_empty()).then(|| values.join(","))
-}
-
-fn judge_response_headers(reply: &Reply, want: &ResponseExpect) -> Result<(), String> {
-    let squash = |v: &str| {
-        if want.ignore_whitespace {
-            v.replace(' ', "")
-        } else {
-            v.to_string()
-        }
-    };
-    let mut errs = Vec::new();
-    for (name, options) in &want.one_of {
-        match response_header(reply, name) {
-            None => errs.push(format!("response lacks {name} (want one of {options:?})")),
-            Some(v) if options.iter().any(|o| squash(o) == squash(&v)) => {}
-            Some(v) => errs.push(format!("response {name}: {v:?}, want one of {options:?}")),
-        }
-    }
-    for (name, value) in &want.headers {
-        match response_header(reply, name) {
-            None => errs.push(format!("response lacks {name} (want {value:?})")),
-            Some(v) if squash(value) == squash(&v) => {}
-            Some(v) => errs.push(format!("response {name}: {v:?}, want {value:?}")),
-        }
-    }
-    for name in &want.absent_headers {
-        if let Some(v) = response_header(reply, name) {
-            errs.push(format!("response {name}: {v:?}, want it absent"));
-        }
-    }
-    if errs.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("{}: {}", got(reply), errs.join("; ")))
-    }
-}
-
-fn judge_redirect(
-    r: &RequestCase,
-    reply: &Reply,
-    want: &crate::case::RedirectExpect,
-) -> Result<(), String> {
-    let location = reply
-        .headers
-        .get(http::header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| format!("status {} without a Location", reply.status))?;
-    let uri: http::Uri = location
-        .parse()
-        .map_err(|e| format!("Location {location:?} does not parse: {e}"))?;
-    let request_path = r.path.split('?').next().unwrap_or("");
-    let scheme = uri.scheme_str().unwrap_or("http").to_ascii_lowercase();
-    let host = uri.host().unwrap_or("").to_string();
-    let port = uri
-        .port()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_default();
-    let path = uri.path().to_string();
-    let mut errs = Vec::new();
-    if let Some(h) = &want.host
-        && *h != host
-    {
-        errs.push(format!("redirect host {host:?}, want {h:?}"));
-    }
-    match &want.port {
-        Some(p) if *p != port => errs.push(format!("redirect port {port:?}, want {p:?}")),
-        Some(_) => {}
-        None => {
-            let default = match scheme.as_str() {
-                "http" => Some("80"),
-                "https" => Some("443"),
-                _ => None,
-            };
-            if let Some(d) = default
-                && !port.is_empty()
-                && port != d
-            {
-                errs.push(format!(
-                    "redirect port {port:?}, want none or {d} for {scheme}"
-                ));
-            }
-        }
-    }
-    let want_scheme = want.scheme.as_deref().unwrap_or("http");
-    if scheme != want_scheme {
-        errs.push(format!("redirect scheme {scheme:?}, want {want_scheme:?}"));
-    }
-    let want_path = want.path.as_deref().unwrap_or(request_path);
-    if path != want_path {
-        errs.push(format!("redirect path {path:?}, want {want_path:?}"));
-    }
-    if errs.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("Location {location:?}: {}", errs.join("; ")))
     }
 }
 

@@ -1,38 +1,14 @@
 //! The world a case runs in: the base and case manifests as the API server would hold them, echo
 //! "pods" behind every Service, and the config file the gateway reads.
 
+use crate::pods::{self, Pod, PodSpec, TLS_TARGET_PORT, pod_spec};
 use base64::Engine;
 use serde_yaml_ng::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
-use waygate_conformance::echo::{EchoIdentity, EchoServer, PodMemory, Protocols, tls};
-use waygate_conformance::grpc_echo::GrpcEchoServer;
-use waygate_conformance::pki::Issued;
-use waygate_conformance::tcp_echo::TcpEchoServer;
 
-/// Replicas of an app without a Deployment, as most upstream base Deployments run.
-const REPLICAS: usize = 2;
-/// The container port of the upstream echo's h2c-only server; every other target port is its
-/// plain HTTP/1.1 server (or, for a gRPC echo, its one gRPC server).
-const H2C_TARGET_PORT: u64 = 3001;
-/// The container port of the upstream echo's HTTPS server.
-const TLS_TARGET_PORT: u64 = 8443;
-/// The environment variable that turns the upstream echo image into the gRPC echo.
-const GRPC_ECHO_ENV: &str = "GRPC_ECHO_SERVER";
-/// The environment variable that turns the upstream echo image into the TCP echo.
-const TCP_ECHO_ENV: &str = "TCP_ECHO_SERVER";
-/// The environment variable that gives the upstream echo its HTTPS certificate.
-const TLS_CERT_ENV: &str = "TLS_SERVER_CERT";
-/// The environment variable that makes the upstream echo ask for (and verify) client
-/// certificates.
-const TLS_CLIENT_CA_ENV: &str = "TLS_CLIENT_CACERTS";
-/// The Secret an HTTPS echo serves when its Deployment names none: the backend certificate the
-/// upstream suite generates for its TLS backends.
-const DEFAULT_TLS_SECRET: &str = "tls-checks-certificate";
 /// The middle part of every pod name (where Kubernetes puts the ReplicaSet hash).
-const POD_HASH: &str = "conformance";
+pub const POD_HASH: &str = "conformance";
 /// The annotation that keeps a Gateway out of readiness checks.
 pub const SKIP_READINESS: &str = "gateway-api/skip-this-for-readiness";
 
@@ -66,7 +42,7 @@ pub struct Object {
     pub value: Value,
 }
 
-fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+pub fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     let mut cur = v;
     for p in path {
         cur = cur.get(*p)?;
@@ -135,15 +111,56 @@ impl Object {
     }
 }
 
-/// A Service's ports as the generated EndpointSlices must name them: (name, target port).
+/// A Service's ports as the generated EndpointSlices must name them: (name, target port), and the
+/// apps (namespace, Deployment or `app` label) whose pods back it.
 struct ServicePorts {
     namespace: String,
     name: String,
     ports: Vec<(Option<String>, Option<u64>)>,
-    app: Option<(String, String)>,
+    apps: Vec<(String, String)>,
 }
 
-fn service_ports(o: &Object, endpoints: &BTreeMap<String, String>) -> ServicePorts {
+/// A string-to-string mapping at `path` (labels, a selector), empty if absent.
+fn labels_at(v: &Value, path: &[&str]) -> BTreeMap<String, String> {
+    let mut cur = v;
+    for p in path {
+        match cur.get(*p) {
+            Some(next) => cur = next,
+            None => return BTreeMap::new(),
+        }
+    }
+    cur.as_mapping()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The Deployments in the Service's namespace whose pod template carries every label of its
+/// selector, as Kubernetes selects pods (the mesh base's `echo` selects two Deployments).
+fn selected_deployments(o: &Object, objects: &[Object]) -> Vec<(String, String)> {
+    let selector = labels_at(&o.value, &["spec", "selector"]);
+    if selector.is_empty() {
+        return Vec::new();
+    }
+    objects
+        .iter()
+        .filter(|d| d.kind == "Deployment" && d.namespace == o.namespace)
+        .filter(|d| {
+            let labels = labels_at(&d.value, &["spec", "template", "metadata", "labels"]);
+            selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+        })
+        .map(|d| (d.namespace.clone(), d.name.clone()))
+        .collect()
+}
+
+fn service_ports(
+    o: &Object,
+    objects: &[Object],
+    endpoints: &BTreeMap<String, String>,
+) -> ServicePorts {
     let ports = o
         .value
         .get("spec")
@@ -161,110 +178,33 @@ fn service_ports(o: &Object, endpoints: &BTreeMap<String, String>) -> ServicePor
                 .collect()
         })
         .unwrap_or_default();
-    // Pods come from the selector's `app` label (Deployment name == app label in the base), or,
-    // for a selector-less Service, from the app the case says fills its EndpointSlices.
-    let app = str_at(&o.value, &["spec", "selector", "app"])
-        .map(|a| (o.namespace.clone(), a.to_string()))
-        .or_else(|| {
-            endpoints.get(&o.id()).map(|a| match a.split_once('/') {
-                Some((ns, app)) => (ns.to_string(), app.to_string()),
-                None => (o.namespace.clone(), a.clone()),
-            })
-        });
+    // Pods come from the Deployments whose pod labels the selector matches; else from the
+    // selector's `app` label (Deployment name == app label in the base, whose Deployments carry
+    // no pod labels), or, for a selector-less Service, from the app the case says fills its
+    // EndpointSlices.
+    let mut apps = selected_deployments(o, objects);
+    if apps.is_empty() {
+        apps.extend(
+            str_at(&o.value, &["spec", "selector", "app"])
+                .map(|a| (o.namespace.clone(), a.to_string()))
+                .or_else(|| {
+                    endpoints.get(&o.id()).map(|a| match a.split_once('/') {
+                        Some((ns, app)) => (ns.to_string(), app.to_string()),
+                        None => (o.namespace.clone(), a.clone()),
+                    })
+                }),
+        );
+    }
     ServicePorts {
         namespace: o.namespace.clone(),
         name: o.name.clone(),
         ports,
-        app,
-    }
-}
-
-/// How an app's pods run, from its Deployment (named like the app, as in the upstream base).
-#[derive(Debug, Clone)]
-struct PodSpec {
-    replicas: usize,
-    grpc: bool,
-    /// The TCP echo (plain on 3000, TLS on 8443 with the HTTPS certificate).
-    tcp: bool,
-    /// Set: the pods also serve HTTPS on target port 8443.
-    https: Option<HttpsSpec>,
-}
-
-/// What an HTTPS echo serves, as its pod mounts it: the Secret with its certificate and, when it
-/// verifies client certificates, the ConfigMap with their CA (both in the pod's namespace).
-#[derive(Debug, Clone)]
-struct HttpsSpec {
-    secret: String,
-    client_ca: Option<String>,
-}
-
-/// The items of a list field of each value, flattened.
-fn items<'a>(values: &[&'a Value], field: &str) -> Vec<&'a Value> {
-    values
-        .iter()
-        .filter_map(|v| v.get(field).and_then(Value::as_sequence))
-        .flatten()
-        .collect()
-}
-
-/// The first volume of the pod that mounts an object of this kind (`secret` → `secretName`,
-/// `configMap` → `name`).
-fn volume_source(pod: Option<&Value>, source: &str, name_field: &str) -> Option<String> {
-    let volumes = pod?.get("volumes")?.as_sequence()?;
-    volumes
-        .iter()
-        .find_map(|v| v.get(source)?.get(name_field)?.as_str())
-        .map(str::to_string)
-}
-
-/// How an app's pods run. They serve HTTPS when the Deployment gives the echo a certificate or
-/// exposes port 8443, or when `served_on_tls_port` (some Service sends them to target port 8443,
-/// which only the HTTPS server listens on upstream).
-fn pod_spec(objects: &[Object], app: &(String, String), served_on_tls_port: bool) -> PodSpec {
-    let deployment = objects
-        .iter()
-        .find(|o| o.kind == "Deployment" && o.namespace == app.0 && o.name == app.1);
-    let replicas = match deployment {
-        None => REPLICAS,
-        Some(d) => d
-            .value
-            .get("spec")
-            .and_then(|s| s.get("replicas"))
-            .and_then(Value::as_u64)
-            .and_then(|r| usize::try_from(r).ok())
-            .unwrap_or(1),
-    };
-    let pod = deployment.and_then(|d| d.value.get("spec")?.get("template")?.get("spec"));
-    let containers = pod.map(|p| items(&[p], "containers")).unwrap_or_default();
-    let env: BTreeSet<&str> = items(&containers, "env")
-        .into_iter()
-        .filter_map(|e| e.get("name").and_then(Value::as_str))
-        .collect();
-    let exposes_tls_port = items(&containers, "ports")
-        .into_iter()
-        .any(|p| p.get("containerPort").and_then(Value::as_u64) == Some(TLS_TARGET_PORT));
-    let grpc = env.contains(GRPC_ECHO_ENV);
-    let tcp = env.contains(TCP_ECHO_ENV);
-    // The upstream echo serves HTTPS when given a certificate; the gRPC echo never does here.
-    let https = (!grpc && (env.contains(TLS_CERT_ENV) || exposes_tls_port || served_on_tls_port))
-        .then(|| HttpsSpec {
-            secret: volume_source(pod, "secret", "secretName")
-                .unwrap_or_else(|| DEFAULT_TLS_SECRET.to_string()),
-            client_ca: env
-                .contains(TLS_CLIENT_CA_ENV)
-                .then(|| volume_source(pod, "configMap", "name"))
-                .flatten(),
-        });
-    PodSpec {
-        replicas,
-        grpc,
-        tcp,
-        https,
+        apps,
     }
 }
 
 /// A key of a Secret's `data`, decoded.
-fn secret_data(objects: &[Object], id: &str, key: &str) -> Result<Vec<u8>, String> {
+pub fn secret_data(objects: &[Object], id: &str, key: &str) -> Result<Vec<u8>, String> {
     let o = objects
         .iter()
         .find(|o| o.kind == "Secret" && o.id() == id)
@@ -281,7 +221,7 @@ fn secret_data(objects: &[Object], id: &str, key: &str) -> Result<Vec<u8>, Strin
 }
 
 /// A key of a ConfigMap's `data`.
-fn config_map_data(objects: &[Object], id: &str, key: &str) -> Result<String, String> {
+pub fn config_map_data(objects: &[Object], id: &str, key: &str) -> Result<String, String> {
     objects
         .iter()
         .find(|o| o.kind == "ConfigMap" && o.id() == id)
@@ -335,81 +275,6 @@ fn fill_copies(objects: &mut [Object]) -> Result<(), String> {
     Ok(())
 }
 
-/// The TLS settings of an HTTPS echo in namespace `ns`, from what its pod mounts.
-fn https_config(
-    objects: &[Object],
-    ns: &str,
-    spec: &HttpsSpec,
-) -> Result<Arc<rustls::ServerConfig>, String> {
-    let secret = format!("{ns}/{}", spec.secret);
-    let text =
-        |key| secret_data(objects, &secret, key).map(|b| String::from_utf8_lossy(&b).into_owned());
-    let cert = Issued {
-        cert_pem: text("tls.crt")?,
-        key_pem: text("tls.key")?,
-    };
-    let client_ca = match &spec.client_ca {
-        Some(cm) => Some(config_map_data(objects, &format!("{ns}/{cm}"), "ca.crt")?),
-        None => None,
-    };
-    tls::server_config(&cert, client_ca.as_deref())
-        .map_err(|e| format!("HTTPS echo with Secret {secret}: {e}"))
-}
-
-/// The HTTPS echo's TLS settings without ALPN: the TCP echo speaks its own line protocol.
-fn tls_only(c: &Arc<rustls::ServerConfig>) -> Arc<rustls::ServerConfig> {
-    let mut c = (**c).clone();
-    c.alpn_protocols.clear();
-    Arc::new(c)
-}
-
-/// One echo pod: the upstream echo's HTTP/1.1, h2c and (when given a certificate) HTTPS servers
-/// sharing what they remember, or a gRPC echo.
-pub enum Pod {
-    /// The HTTP echo.
-    Http {
-        /// HTTP/1.1 (and WebSocket) server, target port 3000.
-        http: EchoServer,
-        /// h2c-only server, target port 3001.
-        h2c: EchoServer,
-        /// HTTPS server (HTTP/1.1 or HTTP/2 by ALPN), target port 8443.
-        https: Option<EchoServer>,
-    },
-    /// The gRPC echo (h2c).
-    Grpc(GrpcEchoServer),
-    /// The TCP echo: plain on target port 3000, TLS on 8443.
-    Tcp {
-        /// Plain.
-        plain: TcpEchoServer,
-        /// TLS (with the pod's certificate).
-        tls: Option<TcpEchoServer>,
-    },
-}
-
-impl Pod {
-    /// The pod's address for a Service port with this target port.
-    fn addr_for(&self, target_port: Option<u64>) -> SocketAddr {
-        match self {
-            Pod::Http { h2c, .. } if target_port == Some(H2C_TARGET_PORT) => h2c.addr,
-            Pod::Http {
-                https: Some(https), ..
-            } if target_port == Some(TLS_TARGET_PORT) => https.addr,
-            Pod::Http { http, .. } => http.addr,
-            Pod::Grpc(g) => g.addr,
-            Pod::Tcp { tls: Some(t), .. } if target_port == Some(TLS_TARGET_PORT) => t.addr,
-            Pod::Tcp { plain, .. } => plain.addr,
-        }
-    }
-
-    /// The request targets this pod has served.
-    pub fn served(&self) -> Vec<String> {
-        match self {
-            Pod::Http { http, .. } => http.served(),
-            Pod::Grpc(_) | Pod::Tcp { .. } => Vec::new(),
-        }
-    }
-}
-
 /// The world of one case.
 pub struct World {
     dir: PathBuf,
@@ -418,11 +283,18 @@ pub struct World {
     pods: BTreeMap<(String, String), Vec<Pod>>,
     /// Base and case objects of the current step.
     pub objects: Vec<Object>,
+    /// Give every Service without one a `clusterIP`, as the API server would (mesh cases: the
+    /// waypoint knows a Service by it).
+    assign_cluster_ips: bool,
+    /// The cluster IPs given so far, by Service `namespace/name`, kept across steps.
+    cluster_ips: BTreeMap<String, std::net::Ipv4Addr>,
+    /// Mesh cases: the mesh's CA and the calling pods' identities.
+    pub mesh: Option<crate::mesh::MeshEnv>,
 }
 
 impl World {
-    /// A fresh world with its own config folder.
-    pub fn new(case: &str) -> Result<World, String> {
+    /// A fresh world with its own config folder; `mesh`: Services get cluster IPs.
+    pub fn new(case: &str, mesh: bool) -> Result<World, String> {
         let dir =
             std::env::temp_dir().join(format!("waygate-conformance-{}-{case}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -431,7 +303,38 @@ impl World {
             dir,
             pods: BTreeMap::new(),
             objects: Vec::new(),
+            assign_cluster_ips: mesh,
+            cluster_ips: BTreeMap::new(),
+            mesh: None,
         })
+    }
+
+    /// The case's own folder (config file, mesh CA).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// Write a `clusterIP` into every Service that has none, from 10.96.0.0/16 in the order
+    /// Services are first seen; a Service keeps its address across steps.
+    fn assign_cluster_ips(&mut self, objects: &mut [Object]) -> Result<(), String> {
+        for o in objects.iter_mut().filter(|o| o.kind == "Service") {
+            let id = o.id();
+            let spec = o
+                .value
+                .get_mut("spec")
+                .and_then(Value::as_mapping_mut)
+                .ok_or_else(|| format!("Service {id}: spec is not a mapping"))?;
+            if spec.contains_key("clusterIP") {
+                continue;
+            }
+            let next = self.cluster_ips.len();
+            let ip = *self.cluster_ips.entry(id).or_insert_with(|| {
+                let n = u32::try_from(next).unwrap_or(0) + 10;
+                std::net::Ipv4Addr::new(10, 96, (n >> 8) as u8, (n & 0xff) as u8)
+            });
+            spec.insert("clusterIP".into(), ip.to_string().into());
+        }
+        Ok(())
     }
 
     /// Make `base` + `case` the current objects: start pods for every Service, add the
@@ -463,10 +366,13 @@ impl World {
                 return Err(format!("endpoints: no Service {key}"));
             }
         }
+        if self.assign_cluster_ips {
+            self.assign_cluster_ips(&mut objects)?;
+        }
         let services: Vec<ServicePorts> = objects
             .iter()
             .filter(|o| o.kind == "Service")
-            .map(|o| service_ports(o, endpoints))
+            .map(|o| service_ports(o, &objects, endpoints))
             .collect();
         let mut text = String::new();
         // Deployments only tell the runner how to start pods; the gateway never sees them.
@@ -477,15 +383,18 @@ impl World {
         let served_on_tls_port: BTreeSet<&(String, String)> = services
             .iter()
             .filter(|s| s.ports.iter().any(|(_, t)| *t == Some(TLS_TARGET_PORT)))
-            .filter_map(|s| s.app.as_ref())
+            .flat_map(|s| &s.apps)
             .collect();
         for svc in &services {
-            let Some(app) = &svc.app else { continue };
-            let spec = pod_spec(&objects, app, served_on_tls_port.contains(app));
-            let pods = self.pods_of(app, &spec, &objects).await?;
-            for (i, pod) in pods.iter().enumerate() {
-                text.push_str("---\n");
-                text.push_str(&endpoint_slice(svc, i, pod)?);
+            let mut index = 0;
+            for app in &svc.apps {
+                let spec = pod_spec(&objects, app, served_on_tls_port.contains(app));
+                let pods = self.pods_of(app, &spec, &objects).await?;
+                for pod in pods {
+                    text.push_str("---\n");
+                    text.push_str(&endpoint_slice(svc, index, pod)?);
+                    index += 1;
+                }
             }
         }
         std::fs::write(&self.file, text).map_err(|e| format!("{}: {e}", self.file.display()))?;
@@ -502,61 +411,7 @@ impl World {
         objects: &[Object],
     ) -> Result<&[Pod], String> {
         if !self.pods.contains_key(app) {
-            let (ns, name) = app;
-            let https_config = match &spec.https {
-                Some(h) => Some(https_config(objects, ns, h)?),
-                None => None,
-            };
-            let mut pods = Vec::with_capacity(spec.replicas);
-            for i in 0..spec.replicas {
-                let identity = EchoIdentity::new(ns, name, format!("{name}-{POD_HASH}-{i}"));
-                let any = SocketAddr::from(([127, 0, 0, 1], 0));
-                let failed = |e: std::io::Error| format!("echo pod for {ns}/{name}: {e}");
-                let pod = if spec.grpc {
-                    Pod::Grpc(GrpcEchoServer::start(any, identity).await.map_err(failed)?)
-                } else if spec.tcp {
-                    let plain = TcpEchoServer::start(any, identity.clone(), None)
-                        .await
-                        .map_err(failed)?;
-                    let tls = match &https_config {
-                        Some(c) => Some(
-                            TcpEchoServer::start(any, identity, Some(tls_only(c)))
-                                .await
-                                .map_err(failed)?,
-                        ),
-                        None => None,
-                    };
-                    Pod::Tcp { plain, tls }
-                } else {
-                    let memory = PodMemory::new();
-                    let http = EchoServer::start_with(
-                        any,
-                        identity.clone(),
-                        Protocols::Http1,
-                        memory.clone(),
-                    )
-                    .await
-                    .map_err(failed)?;
-                    let h2c = EchoServer::start_with(
-                        any,
-                        identity.clone(),
-                        Protocols::H2c,
-                        memory.clone(),
-                    )
-                    .await
-                    .map_err(failed)?;
-                    let https = match &https_config {
-                        Some(c) => Some(
-                            EchoServer::start_tls(any, identity, c.clone(), memory)
-                                .await
-                                .map_err(failed)?,
-                        ),
-                        None => None,
-                    };
-                    Pod::Http { http, h2c, https }
-                };
-                pods.push(pod);
-            }
+            let pods = pods::start(app, spec, objects).await?;
             self.pods.insert(app.clone(), pods);
         }
         Ok(self.pods.get(app).map(Vec::as_slice).unwrap_or_default())

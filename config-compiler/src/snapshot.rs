@@ -101,15 +101,40 @@ pub struct MeshService {
     pub port: u16,
     /// The cluster of its endpoints (default routing).
     pub cluster: usize,
-    /// Routes attached to the Service (parentRef `kind: Service`); `None`: default routing.
+    /// Routes attached to the Service (parentRef `kind: Service`) from its own namespace (producer
+    /// routes); `None`: default routing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub routes: Option<RouteTable>,
+    /// [GEP-1294] Routes attached from other namespaces (consumer routes): for callers from
+    /// that namespace they replace the producer routes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub consumer_routes: Vec<ConsumerRoutes>,
     /// Not HTTP (by `appProtocol` or port name): tunnels are spliced to an endpoint as TCP.
     pub opaque: bool,
     /// Workload addressing (`istio.io/waypoint-for: workload`/`all`): this entry is one
     /// endpoint, by its own address, and its traffic goes to that endpoint only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pinned: Option<SocketAddr>,
+}
+
+/// The routes one namespace attached to another namespace's Service.
+#[derive(Debug, Serialize)]
+pub struct ConsumerRoutes {
+    /// The routes' (and their callers') namespace.
+    pub namespace: String,
+    /// The routes.
+    pub routes: RouteTable,
+}
+
+impl MeshService {
+    /// The routes for a caller from namespace `caller`: its own consumer routes, else the
+    /// producer routes.
+    pub fn routes_for(&self, caller: Option<&str>) -> Option<&RouteTable> {
+        caller
+            .and_then(|ns| self.consumer_routes.iter().find(|c| c.namespace == ns))
+            .map(|c| &c.routes)
+            .or(self.routes.as_ref())
+    }
 }
 
 /// The listeners sharing one port, most specific hostname first ([GW-3]).

@@ -59,7 +59,13 @@ pub(crate) fn decide(
         let Some(service) = dest.and_then(|d| app.mesh_service(snapshot, d)) else {
             return Decision::Reply(LocalReply::no_route());
         };
-        let Some(table) = &service.routes else {
+        // [GEP-1294] The caller's namespace (from its verified SPIFFE ID) picks its consumer
+        // routes over the producer's.
+        let caller = ctx
+            .tls_facts()
+            .and_then(|t| t.peer_identity.as_deref())
+            .and_then(spiffe_namespace);
+        let Some(table) = service.routes_for(caller) else {
             return mesh_default(snapshot, service, ctx);
         };
         let Some(entry) = table.virtual_host(&host).and_then(|vh| vh.find(&view)) else {
@@ -246,6 +252,14 @@ fn in_mesh_endpoint(m: &MeshEndpoint, ctx: &mut RequestCtx) -> Decision {
     Decision::Forward
 }
 
+/// The namespace of a SPIFFE ID `spiffe://<trust domain>/ns/<ns>/sa/<sa>`.
+fn spiffe_namespace(id: &str) -> Option<&str> {
+    let path = id.strip_prefix("spiffe://")?.split_once('/')?.1;
+    let mut parts = path.split('/');
+    (parts.next()? == "ns").then_some(())?;
+    parts.next().filter(|ns| !ns.is_empty())
+}
+
 /// The HBONE port of every in-mesh node.
 const HBONE_PORT: u16 = 15008;
 
@@ -347,5 +361,21 @@ fn start_mirrors(
             targets,
             body: Vec::new(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spiffe_namespace;
+
+    #[test]
+    fn a_spiffe_id_names_its_namespace() {
+        assert_eq!(
+            spiffe_namespace("spiffe://cluster.local/ns/shop/sa/web"),
+            Some("shop")
+        );
+        assert_eq!(spiffe_namespace("spiffe://td/sa/x"), None);
+        assert_eq!(spiffe_namespace("spiffe://td/ns//sa/x"), None);
+        assert_eq!(spiffe_namespace("https://td/ns/a"), None);
     }
 }

@@ -218,6 +218,7 @@ pub(super) fn services_of(
                 service: id.clone(),
                 entry: false,
                 routes: None,
+                consumer_routes: Vec::new(),
                 opaque: is_opaque(p),
                 pinned: None,
             };
@@ -231,6 +232,7 @@ pub(super) fn services_of(
                         host: service_port.host.clone(),
                         service: id.clone(),
                         routes: None,
+                        consumer_routes: Vec::new(),
                         ..service_port
                     });
                 }

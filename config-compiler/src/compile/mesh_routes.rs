@@ -10,7 +10,7 @@ use super::{CONTROLLER_NAME, World};
 use crate::resources::http_route::ParentRef;
 use crate::resources::{NsName, ObjectMeta, Resources, Source};
 use crate::route_table::{RouteEntry, RouteId, RouteTable, VirtualHost};
-use crate::snapshot::GatewayIr;
+use crate::snapshot::{ConsumerRoutes, GatewayIr};
 use crate::status::{Condition, Conditions, ObjectStatus, ParentStatus};
 use std::collections::BTreeMap;
 
@@ -114,7 +114,9 @@ pub(super) fn attach_service_routes(
         ));
     }
 
-    let mut tables: BTreeMap<(bool, NsName, u16), Vec<RouteEntry>> = BTreeMap::new();
+    // (is an entry, destination, port, consumer namespace) → entries.
+    type Key = (bool, NsName, u16, Option<String>);
+    let mut tables: BTreeMap<Key, Vec<RouteEntry>> = BTreeMap::new();
     for route in &routes {
         let route_ns = route.meta.namespace();
         let mut parent_status = Vec::new();
@@ -156,7 +158,10 @@ pub(super) fn attach_service_routes(
                 Condition::new("Accepted", true, "Accepted", "Route is accepted")
             });
             for port in ports {
-                let entries = tables.entry((entry, svc.clone(), port)).or_default();
+                let consumer = (route_ns != svc.namespace).then(|| route_ns.to_string());
+                let entries = tables
+                    .entry((entry, svc.clone(), port, consumer))
+                    .or_default();
                 entries.extend(entries_of(route));
             }
             c.set(match route.problems.first() {
@@ -195,8 +200,20 @@ pub(super) fn attach_service_routes(
         .flat_map(|g| &mut g.mesh)
         .filter(|m| m.pinned.is_none())
     {
-        if let Some(entries) = tables.get(&(m.entry, m.service.clone(), m.port)).cloned() {
-            m.routes = Some(RouteTable::new(vec![VirtualHost::new("*".into(), entries)]));
+        let table =
+            |entries: Vec<RouteEntry>| RouteTable::new(vec![VirtualHost::new("*".into(), entries)]);
+        let own = (m.entry, m.service.clone(), m.port);
+        let theirs = tables
+            .range((own.0, own.1.clone(), own.2, None)..)
+            .take_while(|((e, s, p, _), _)| (*e, s, *p) == (own.0, &own.1, own.2));
+        for ((_, _, _, consumer), entries) in theirs {
+            match consumer {
+                None => m.routes = Some(table(entries.clone())),
+                Some(ns) => m.consumer_routes.push(ConsumerRoutes {
+                    namespace: ns.clone(),
+                    routes: table(entries.clone()),
+                }),
+            }
         }
     }
 }

@@ -103,6 +103,8 @@ pub(crate) struct World<'a> {
     config_maps: HashMap<(&'a str, &'a str), &'a ConfigMap>,
     service_entries: &'a [crate::resources::Sourced<ServiceEntry>],
     pods: HashMap<(&'a str, &'a str), &'a Pod>,
+    /// (route kind, route) → the Services its parentRefs name (GEP-1294).
+    service_parents: HashMap<(&'static str, NsName), Vec<NsName>>,
     pods_by_ip: HashMap<std::net::IpAddr, &'a Pod>,
     /// Addresses allocated to ServiceEntry hosts that have none ([HB-W4]).
     entry_vips: BTreeMap<(NsName, String), std::net::IpAddr>,
@@ -159,6 +161,7 @@ impl<'a> World<'a> {
                 })
                 .collect(),
             service_entries: &r.service_entries,
+            service_parents: service_parents(r),
             pods: r
                 .pods
                 .iter()
@@ -226,6 +229,19 @@ impl<'a> World<'a> {
             .find_map(|ip| self.pods_by_ip.get(&ip).copied())
     }
 
+    /// [GEP-1294] A route may send to a Service it is attached to (a consumer route naming a
+    /// Service of another namespace) without a ReferenceGrant.
+    pub(crate) fn is_service_parent(&self, route_kind: &str, route: &NsName, svc: &NsName) -> bool {
+        let kind = match route_kind {
+            "HTTPRoute" => "HTTPRoute",
+            "GRPCRoute" => "GRPCRoute",
+            _ => return false,
+        };
+        self.service_parents
+            .get(&(kind, route.clone()))
+            .is_some_and(|parents| parents.contains(svc))
+    }
+
     pub(crate) fn service_entry(&self, ns: &str, name: &str) -> Option<&'a ServiceEntry> {
         self.service_entries
             .iter()
@@ -260,4 +276,29 @@ impl<'a> World<'a> {
             .get(to_ns)
             .is_some_and(|gs| gs.iter().any(|g| g.permits(from, to)))
     }
+}
+
+/// The Services each HTTPRoute and GRPCRoute names as parents.
+fn service_parents(r: &Resources) -> HashMap<(&'static str, NsName), Vec<NsName>> {
+    let services = |ns: &str, refs: &[crate::resources::http_route::ParentRef]| -> Vec<NsName> {
+        refs.iter()
+            .filter(|p| p.group.as_deref() == Some("") && p.kind.as_deref() == Some("Service"))
+            .map(|p| NsName::new(p.namespace.as_deref().unwrap_or(ns), &p.name))
+            .collect()
+    };
+    let http = r.http_routes.iter().map(|h| {
+        let m = &h.object.metadata;
+        (
+            ("HTTPRoute", m.ns_name()),
+            services(m.namespace(), &h.object.spec.parent_refs),
+        )
+    });
+    let grpc = r.grpc_routes.iter().map(|g| {
+        let m = &g.object.metadata;
+        (
+            ("GRPCRoute", m.ns_name()),
+            services(m.namespace(), &g.object.spec.parent_refs),
+        )
+    });
+    http.chain(grpc).filter(|(_, v)| !v.is_empty()).collect()
 }

@@ -309,6 +309,7 @@ pub(super) fn resolve_backend(
     }
     let ns = b.namespace.as_deref().unwrap_or(&route.namespace);
     if ns != route.namespace
+        && !world.is_service_parent(route_kind, route, &NsName::new(ns, &b.name))
         && !world.permitted(
             (GATEWAY_GROUP, route_kind, &route.namespace),
             ns,

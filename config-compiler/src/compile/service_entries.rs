@@ -212,6 +212,7 @@ pub(super) fn mesh_entries(
                     port: p.number,
                     cluster: clusters.intern_entry(id.clone(), host, p.number),
                     routes: None,
+                    consumer_routes: Vec::new(),
                     opaque: p.is_opaque(),
                     pinned: None,
                 });

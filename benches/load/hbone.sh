@@ -82,7 +82,7 @@ kind: Gateway
 metadata: {name: waypoint, namespace: mesh}
 spec:
   gatewayClassName: istio-waypoint
-  listeners: [{name: mesh, port: $WAYPOINT, protocol: HBONE}]
+  listeners: [{name: mesh, port: $WAYPOINT, protocol: HBONE, allowedRoutes: {namespaces: {from: All}}}]
 ---
 apiVersion: v1
 kind: Service

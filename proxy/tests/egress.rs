@@ -142,7 +142,7 @@ metadata: {{name: egress-waypoint, namespace: egress}}
 spec:
   gatewayClassName: istio-waypoint
   listeners:
-  - {{name: mesh, port: 15008, protocol: HBONE}}
+  - {{name: mesh, port: 15008, protocol: HBONE, allowedRoutes: {{namespaces: {{from: All}}}}}}
 ---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry

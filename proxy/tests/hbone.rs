@@ -54,7 +54,7 @@ metadata: {{name: waypoint, namespace: mesh}}
 spec:
   gatewayClassName: istio-waypoint
   listeners:
-  - {{name: mesh, port: 15008, protocol: HBONE}}
+  - {{name: mesh, port: 15008, protocol: HBONE, allowedRoutes: {{namespaces: {{from: All}}}}}}
 ---
 apiVersion: v1
 kind: Service
@@ -317,7 +317,7 @@ async fn a_rotated_identity_is_served_to_new_handshakes() {
     let config = dir.path().join("mesh.yaml");
     std::fs::write(
         &config,
-        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: waypoint, namespace: mesh}\nspec:\n  gatewayClassName: istio-waypoint\n  listeners: [{name: mesh, port: 15008, protocol: HBONE}]\n",
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: waypoint, namespace: mesh}\nspec:\n  gatewayClassName: istio-waypoint\n  listeners: [{name: mesh, port: 15008, protocol: HBONE, allowedRoutes: {namespaces: {from: All}}}]\n",
     )
     .unwrap();
     let gw = Gateway::start(GatewayOptions {
@@ -408,7 +408,7 @@ async fn an_ingress_gateway_reaches_a_waypointed_service_only_through_its_waypoi
         .unwrap()
     };
     let waypoint = start(
-        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: waypoint, namespace: mesh}\nspec:\n  gatewayClassName: istio-waypoint\n  listeners: [{name: mesh, port: 15008, protocol: HBONE}]\n".to_string() + &reviews,
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: waypoint, namespace: mesh}\nspec:\n  gatewayClassName: istio-waypoint\n  listeners: [{name: mesh, port: 15008, protocol: HBONE, allowedRoutes: {namespaces: {from: All}}}]\n".to_string() + &reviews,
         identity("mesh", "waypoint"),
     )
     .await;
@@ -637,7 +637,7 @@ async fn a_workload_waypoint_takes_pod_addresses_and_keeps_them() {
         )
     };
     let yaml = format!(
-        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: waypoint, namespace: mesh, labels: {{istio.io/waypoint-for: workload}}}}\nspec:\n  gatewayClassName: istio-waypoint\n  listeners: [{{name: mesh, port: 15008, protocol: HBONE}}]\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: reviews\n  namespace: apps\n  labels: {{istio.io/use-waypoint: waypoint, istio.io/use-waypoint-namespace: mesh}}\nspec:\n  clusterIP: {VIP}\n  ports: [{{name: http, port: 9080}}]\n"
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: waypoint, namespace: mesh, labels: {{istio.io/waypoint-for: workload}}}}\nspec:\n  gatewayClassName: istio-waypoint\n  listeners: [{{name: mesh, port: 15008, protocol: HBONE, allowedRoutes: {{namespaces: {{from: All}}}}}}]\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: reviews\n  namespace: apps\n  labels: {{istio.io/use-waypoint: waypoint, istio.io/use-waypoint-namespace: mesh}}\nspec:\n  clusterIP: {VIP}\n  ports: [{{name: http, port: 9080}}]\n"
     ) + &slice("a", a.addr)
         + &slice("b", b.addr);
     let gw = Gateway::start(GatewayOptions {

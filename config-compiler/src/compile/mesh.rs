@@ -15,6 +15,63 @@ pub const USE_WAYPOINT_NAMESPACE: &str = "istio.io/use-waypoint-namespace";
 /// The Gateway label saying what traffic the waypoint accepts.
 pub const WAYPOINT_FOR: &str = "istio.io/waypoint-for";
 
+/// [AM-2] Whether waypoint `waypoint` takes objects from namespace `ns`: its own, or one its
+/// HBONE listener's `allowedRoutes.namespaces` admits. A waypoint not in the config (a
+/// gateway's view of a waypoint it only reaches) is taken on trust.
+pub(super) fn admits(world: &World<'_>, waypoint: &NsName, ns: &str) -> bool {
+    if waypoint.namespace == ns {
+        return true;
+    }
+    let Some(gw) = world.gateway(&waypoint.namespace, &waypoint.name) else {
+        return true;
+    };
+    gw.spec
+        .listeners
+        .iter()
+        .filter(|l| l.protocol == "HBONE")
+        .any(|l| {
+            let from = l
+                .allowed_routes
+                .as_ref()
+                .and_then(|a| a.namespaces.as_ref());
+            match from.and_then(|n| n.from.as_deref()).unwrap_or("Same") {
+                "All" => true,
+                "Selector" => from
+                    .and_then(|n| n.selector.as_ref())
+                    .is_some_and(|sel| sel.matches(&world.namespace_labels(ns)).unwrap_or(false)),
+                _ => false,
+            }
+        })
+}
+
+/// [AM-5] One warning per Service or ServiceEntry that names a waypoint which does not take
+/// its namespace: its traffic does not go through any waypoint.
+pub(super) fn refused_bindings(r: &Resources, world: &World<'_>) -> Vec<String> {
+    let labelled = r
+        .services
+        .iter()
+        .map(|s| ("Service", &s.object.metadata))
+        .chain(
+            r.service_entries
+                .iter()
+                .map(|e| ("ServiceEntry", &e.object.metadata)),
+        );
+    labelled
+        .filter_map(|(kind, m)| {
+            let ns = m.namespace();
+            let w = binding(&m.labels, ns)
+                .or_else(|| binding(&world.namespace_labels(ns), ns))
+                .flatten()?;
+            (!admits(world, &w, ns)).then(|| {
+                format!(
+                    "{kind} {ns}/{}: waypoint {w} does not take namespace {ns} (its HBONE listener's allowedRoutes.namespaces); its traffic does not go through a waypoint",
+                    m.name
+                )
+            })
+        })
+        .collect()
+}
+
 /// The waypoint a set of labels binds to, if any: `Some(None)` opts out (`none`).
 pub(super) fn binding(
     labels: &std::collections::BTreeMap<String, String>,
@@ -67,12 +124,14 @@ pub(super) fn pod_identity(p: &crate::resources::Pod) -> WorkloadIdentity {
 /// The HBONE port of a waypoint.
 pub const HBONE_PORT: u16 = 15008;
 
-/// The waypoint a Service is bound to, if any (a label on the Service beats its Namespace's).
+/// The waypoint a Service is bound to, if any (a label on the Service beats its Namespace's),
+/// and if that waypoint admits the Service's namespace.
 fn bound_waypoint(world: &World<'_>, svc: &crate::resources::Service) -> Option<NsName> {
     let ns = svc.metadata.namespace();
     binding(&svc.metadata.labels, ns)
         .or_else(|| binding(&world.namespace_labels(ns), ns))
         .flatten()
+        .filter(|w| admits(world, w, ns))
 }
 
 /// [AM-2] How to reach Service port `svc:port` through its waypoint: the waypoint's own
@@ -290,6 +349,48 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn a_waypoint_in_another_namespace_takes_only_namespaces_its_listener_admits() {
+        let yaml = |from: &str| {
+            format!(
+                r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: waypoint, namespace: mesh}}
+spec:
+  gatewayClassName: istio-waypoint
+  listeners: [{{name: mesh, port: 15008, protocol: HBONE, allowedRoutes: {{namespaces: {{from: {from}}}}}}}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: reviews
+  namespace: apps
+  labels: {{istio.io/use-waypoint: waypoint, istio.io/use-waypoint-namespace: mesh}}
+spec:
+  clusterIP: 10.96.0.10
+  ports: [{{name: http, port: 9080}}]
+"#
+            )
+        };
+        let served = |from: &str| {
+            let r = crate::load_str("m.yaml", &yaml(from)).unwrap();
+            let (snapshot, report) = crate::compile(&r, &crate::CompileOptions::default());
+            let n = snapshot
+                .gateways
+                .iter()
+                .map(|g| g.mesh.len())
+                .sum::<usize>();
+            let warned = report
+                .warnings
+                .iter()
+                .any(|w| w.contains("Service apps/reviews") && w.contains("does not take"));
+            (n, warned)
+        };
+        assert_eq!(served("All"), (1, false));
+        assert_eq!(served("Same"), (0, true));
     }
 
     #[test]

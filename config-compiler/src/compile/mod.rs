@@ -82,6 +82,9 @@ pub fn compile(resources: &Resources, options: &CompileOptions) -> (Snapshot, St
         backend_tls::resolve(resources, &world, &users, &mut report.warnings);
     report.objects.extend(policy_status);
     report.objects.extend(service_entries::statuses(&world));
+    report
+        .warnings
+        .extend(mesh::refused_bindings(resources, &world));
     snapshot.clusters = clusters.finish(&world, &mut report.warnings);
     for (i, c) in snapshot.clusters.iter_mut().enumerate() {
         match tls.remove(&i) {
@@ -103,6 +106,7 @@ pub(crate) struct World<'a> {
     config_maps: HashMap<(&'a str, &'a str), &'a ConfigMap>,
     service_entries: &'a [crate::resources::Sourced<ServiceEntry>],
     pods: HashMap<(&'a str, &'a str), &'a Pod>,
+    gateways: HashMap<(&'a str, &'a str), &'a crate::resources::Gateway>,
     /// (route kind, route) → the Services its parentRefs name (GEP-1294).
     service_parents: HashMap<(&'static str, NsName), Vec<NsName>>,
     pods_by_ip: HashMap<std::net::IpAddr, &'a Pod>,
@@ -162,6 +166,14 @@ impl<'a> World<'a> {
                 .collect(),
             service_entries: &r.service_entries,
             service_parents: service_parents(r),
+            gateways: r
+                .gateways
+                .iter()
+                .map(|g| {
+                    let m = &g.object.metadata;
+                    ((m.namespace(), m.name.as_str()), &g.object)
+                })
+                .collect(),
             pods: r
                 .pods
                 .iter()
@@ -240,6 +252,10 @@ impl<'a> World<'a> {
         self.service_parents
             .get(&(kind, route.clone()))
             .is_some_and(|parents| parents.contains(svc))
+    }
+
+    pub(crate) fn gateway(&self, ns: &str, name: &str) -> Option<&'a crate::resources::Gateway> {
+        self.gateways.get(&(ns, name)).copied()
     }
 
     pub(crate) fn service_entry(&self, ns: &str, name: &str) -> Option<&'a ServiceEntry> {

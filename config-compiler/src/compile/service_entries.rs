@@ -4,7 +4,7 @@
 
 use super::World;
 use super::clusters::ClusterSet;
-use super::mesh::{binding, waypoint_endpoints, waypoint_identity};
+use super::mesh::{admits, binding, waypoint_endpoints, waypoint_identity};
 use crate::resources::service_entry::ServiceEntry;
 use crate::resources::{NsName, Sourced};
 use crate::snapshot::{Cluster, DnsResolve, MeshService, ViaWaypoint};
@@ -75,12 +75,14 @@ fn addresses_of(world: &World<'_>, e: &ServiceEntry, host: &str) -> Vec<IpAddr> 
         .collect()
 }
 
-/// The waypoint an entry is bound to ([AM-2]: its own label beats its Namespace's).
+/// The waypoint an entry is bound to ([AM-2]: its own label beats its Namespace's), if that
+/// waypoint admits the entry's namespace.
 fn bound_waypoint(world: &World<'_>, e: &ServiceEntry) -> Option<NsName> {
     let ns = e.metadata.namespace();
     binding(&e.metadata.labels, ns)
         .or_else(|| binding(&world.namespace_labels(ns), ns))
         .flatten()
+        .filter(|w| admits(world, w, ns))
 }
 
 /// Whether an entry is visible from namespace `from` (`exportTo`; empty means everywhere).

@@ -45,8 +45,21 @@ pub(super) fn admits(world: &World<'_>, waypoint: &NsName, ns: &str) -> bool {
 }
 
 /// [AM-5] One warning per Service or ServiceEntry that names a waypoint which does not take
-/// its namespace: its traffic does not go through any waypoint.
-pub(super) fn refused_bindings(r: &Resources, world: &World<'_>) -> Vec<String> {
+/// its namespace (its traffic does not go through any waypoint), and per bound Service without
+/// a `clusterIP` (no tunnel can name it).
+pub(super) fn binding_warnings(r: &Resources, world: &World<'_>) -> Vec<String> {
+    let no_vip = r
+        .services
+        .iter()
+        .map(|s| &s.object)
+        .filter(|s| s.spec.cluster_ip.is_none() && s.spec.cluster_ips.is_empty())
+        .filter(|s| bound_waypoint(world, s).is_some())
+        .map(|s| {
+            format!(
+                "Service {}: bound to a waypoint but has no clusterIP, so no HBONE client can address it",
+                s.metadata.ns_name()
+            )
+        });
     let labelled = r
         .services
         .iter()
@@ -69,6 +82,7 @@ pub(super) fn refused_bindings(r: &Resources, world: &World<'_>) -> Vec<String> 
                 )
             })
         })
+        .chain(no_vip)
         .collect()
 }
 
@@ -296,7 +310,9 @@ pub(super) fn services_of(
                     });
                 }
             }
-            if services && !vips.is_empty() {
+            // Without a virtual IP no tunnel can name it, but its routes still attach (and
+            // `binding_warnings` says why nothing arrives).
+            if services {
                 out.push(service_port);
             }
         }

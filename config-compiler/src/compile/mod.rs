@@ -84,7 +84,7 @@ pub fn compile(resources: &Resources, options: &CompileOptions) -> (Snapshot, St
     report.objects.extend(service_entries::statuses(&world));
     report
         .warnings
-        .extend(mesh::refused_bindings(resources, &world));
+        .extend(mesh::binding_warnings(resources, &world));
     snapshot.clusters = clusters.finish(&world, &mut report.warnings);
     for (i, c) in snapshot.clusters.iter_mut().enumerate() {
         match tls.remove(&i) {

@@ -74,6 +74,9 @@ pub struct GatewayIr {
     /// A waypoint's Service ports, by the addresses HBONE clients name.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mesh: Vec<MeshService>,
+    /// [AP-1] The AuthorizationPolicies for all traffic through this proxy.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub authz: Vec<std::sync::Arc<waygate_filters::authz::Policy>>,
 }
 
 impl GatewayIr {
@@ -109,6 +112,9 @@ pub struct MeshService {
     /// that namespace they replace the producer routes.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub consumer_routes: Vec<ConsumerRoutes>,
+    /// [AP-1] The AuthorizationPolicies targeting this Service or ServiceEntry (waypoint).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub authz: Vec<std::sync::Arc<waygate_filters::authz::Policy>>,
     /// Not HTTP (by `appProtocol` or port name): tunnels are spliced to an endpoint as TCP.
     pub opaque: bool,
     /// Workload addressing (`istio.io/waypoint-for: workload`/`all`): this entry is one

@@ -4,6 +4,7 @@
 //! the proxy implements for its own header types, and on plain strings for paths and locations.
 //! Rule-wide policies (timeouts, retries) live here too, as plain values the proxy reads.
 
+pub mod authz;
 pub mod cors;
 pub mod header_modifier;
 pub mod mirror;

@@ -3,6 +3,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod authz;
 pub mod dns;
 pub mod forwarded;
 pub mod gateway;

@@ -33,6 +33,10 @@ impl LocalReply {
     pub fn no_route() -> Self {
         Self::new(404, "", "NR")
     }
+    /// 403 for a request AuthorizationPolicy denies ([AP-11]).
+    pub fn rbac_denied() -> Self {
+        Self::new(403, "RBAC: access denied", "RBAC")
+    }
     /// 500 for a rule whose backend cannot be resolved ([HB-2]).
     pub fn invalid_backend() -> Self {
         Self::new(500, "", "NR")

@@ -39,7 +39,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use waygate_config::route_table::{BackendTarget, RuleAction};
-use waygate_config::snapshot::{ListenerIr, NoRoute, RouteMatch};
+use waygate_config::snapshot::{GatewayIr, ListenerIr, NoRoute, RouteMatch};
 use waygate_config::{NsName, RequestView, Snapshot};
 use waygate_filters::{Filter, RetryPolicy};
 
@@ -177,15 +177,33 @@ impl GatewayProxy {
     }
 
     /// The Service port a tunnel's destination names on this socket's waypoint.
-    pub(crate) fn mesh_service<'s>(
+    /// The waypoint and the service port a tunnel's destination names.
+    pub(crate) fn mesh_target<'s>(
         &self,
         snapshot: &'s Snapshot,
         dest: SocketAddr,
-    ) -> Option<&'s waygate_config::snapshot::MeshService> {
+    ) -> Option<(&'s GatewayIr, &'s waygate_config::snapshot::MeshService)> {
         let keys = self.keys.load();
         keys.iter()
             .filter_map(|(gw, _)| snapshot.gateway(gw))
-            .find_map(|g| g.mesh_service(dest))
+            .find_map(|g| Some((g, g.mesh_service(dest)?)))
+    }
+
+    /// The Gateway (and its configured port) whose listener on this socket takes `host`; the
+    /// first one when none does.
+    pub(crate) fn gateway_for_host<'s>(
+        &self,
+        snapshot: &'s Snapshot,
+        host: &str,
+    ) -> Option<(&'s GatewayIr, u16)> {
+        let keys = self.keys.load();
+        let with_listener = keys.iter().find(|(gw, port)| {
+            snapshot
+                .port(gw, *port)
+                .is_some_and(|p| p.listener(host).is_some())
+        });
+        let (gw, port) = with_listener.or(keys.first())?;
+        Some((snapshot.gateway(gw)?, *port))
     }
 
     /// The listener a TLS server name selects on this socket (the one whose certificate the

@@ -56,9 +56,17 @@ pub(crate) fn decide(
     // routes attached to that Service, else straight to its endpoints.
     let (entry, listener_port) = if ctx.tls_facts().is_some_and(|t| t.hbone) {
         let dest = tunnel_destination(session);
-        let Some(service) = dest.and_then(|d| app.mesh_service(snapshot, d)) else {
+        let Some((waypoint, service)) = dest.and_then(|d| app.mesh_target(snapshot, d)) else {
             return Decision::Reply(LocalReply::no_route());
         };
+        let to = crate::authz::Destination {
+            port: service.port,
+            ip: dest.map(|d| d.ip()),
+        };
+        let policies = waypoint.authz.iter().chain(&service.authz);
+        if let Some(denied) = crate::authz::check(policies, session, ctx, &host, to) {
+            return Decision::Reply(denied);
+        }
         // [GEP-1294] The caller's namespace (from its verified SPIFFE ID) picks its consumer
         // routes over the producer's.
         let caller = ctx
@@ -81,6 +89,13 @@ pub(crate) fn decide(
             && !std::ptr::eq(by_sni, by_host)
         {
             return Decision::Reply(LocalReply::misdirected());
+        }
+        if let Some((gateway, port)) = app.gateway_for_host(snapshot, &host) {
+            let to = crate::authz::Destination { port, ip: None };
+            if let Some(denied) = crate::authz::check(gateway.authz.iter(), session, ctx, &host, to)
+            {
+                return Decision::Reply(denied);
+            }
         }
         let Ok(found) = app.route(snapshot, &view) else {
             return Decision::Reply(LocalReply::no_route());

@@ -536,6 +536,7 @@ impl CompiledGateway {
             ports,
             backend_client_cert: self.backend_cert.ok().flatten(),
             mesh: Vec::new(),
+            authz: Vec::new(),
         };
         (status, set_status, ir)
     }

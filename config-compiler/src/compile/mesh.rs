@@ -292,6 +292,7 @@ pub(super) fn services_of(
                 entry: false,
                 routes: None,
                 consumer_routes: Vec::new(),
+                authz: Vec::new(),
                 opaque: is_opaque(p),
                 pinned: None,
             };
@@ -306,6 +307,7 @@ pub(super) fn services_of(
                         service: id.clone(),
                         routes: None,
                         consumer_routes: Vec::new(),
+                        authz: Vec::new(),
                         ..service_port
                     });
                 }

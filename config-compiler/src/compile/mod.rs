@@ -1,6 +1,9 @@
 //! `compile(&Resources) -> (Snapshot, StatusReport)`: validation, reference resolution, status
 //! conditions and the indexed Snapshot. Pure: no I/O, no clock.
 
+mod authz;
+#[cfg(test)]
+mod authz_table;
 mod backend_tls;
 mod clusters;
 mod filters;
@@ -77,6 +80,13 @@ pub fn compile(resources: &Resources, options: &CompileOptions) -> (Snapshot, St
         &mut route_status,
     );
     report.objects.extend(route_status);
+    let (policies, policy_status) = authz::compile_all(resources);
+    report.objects.extend(policy_status);
+    authz::attach(&policies, &mut snapshot.gateways, |g| {
+        world
+            .gateway(&g.namespace, &g.name)
+            .map(|gw| gw.spec.gateway_class_name.clone())
+    });
     let users = clusters.users();
     let (mut tls, policy_status) =
         backend_tls::resolve(resources, &world, &users, &mut report.warnings);

@@ -215,6 +215,7 @@ pub(super) fn mesh_entries(
                     cluster: clusters.intern_entry(id.clone(), host, p.number),
                     routes: None,
                     consumer_routes: Vec::new(),
+                    authz: Vec::new(),
                     opaque: p.is_opaque(),
                     pinned: None,
                 });

@@ -1,5 +1,6 @@
 //! Input types: the Kubernetes objects as users write them (Gateway API, core), plus the loaded set.
 
+pub mod authorization_policy;
 pub mod backend_tls;
 pub mod core;
 pub mod gateway;
@@ -12,6 +13,7 @@ pub mod service_entry;
 pub mod tls_route;
 
 pub use self::core::{ConfigMap, EndpointSlice, Namespace, Pod, Secret, Service};
+pub use authorization_policy::AuthorizationPolicy;
 pub use backend_tls::{BackendTlsPolicy, DestinationRule};
 pub use gateway::{Gateway, GatewayClass};
 pub use grpc_route::GrpcRoute;
@@ -66,6 +68,8 @@ pub struct Resources {
     pub destination_rules: Vec<Sourced<DestinationRule>>,
     /// ServiceEntries.
     pub service_entries: Vec<Sourced<ServiceEntry>>,
+    /// AuthorizationPolicies.
+    pub authorization_policies: Vec<Sourced<AuthorizationPolicy>>,
     /// Files that objects name (DestinationRule CA and client certificates), read by the
     /// loader so compiling stays free of I/O: path → content or the read error.
     pub files: std::collections::BTreeMap<String, Result<Vec<u8>, String>>,
@@ -98,5 +102,6 @@ impl Resources {
         by_key(&mut self.backend_tls_policies, |o| &o.metadata);
         by_key(&mut self.destination_rules, |o| &o.metadata);
         by_key(&mut self.service_entries, |o| &o.metadata);
+        by_key(&mut self.authorization_policies, |o| &o.metadata);
     }
 }

@@ -125,16 +125,36 @@ async fn stream_tunnel(
         return;
     };
     let snapshot = serving.state.snapshot();
-    let service = snapshot
-        .gateway(&serving.gateway)
-        .and_then(|g| g.mesh_service(dest));
-    let Some(service) = service else {
+    let waypoint = snapshot.gateway(&serving.gateway);
+    let service = waypoint.and_then(|g| g.mesh_service(dest));
+    let (Some(waypoint), Some(service)) = (waypoint, service) else {
         tracing::info!(%peer, %dest, waypoint = %serving.gateway, "HBONE: destination not served by this waypoint");
         refuse(&mut respond, 503);
         return;
     };
-    // Opaque TCP: an endpoint of the Service, spliced (L4 only).
+    // Opaque TCP: an endpoint of the Service, spliced, under L4 authorization only.
     let tcp_endpoint = if service.opaque {
+        let principal = digest
+            .as_ref()
+            .and_then(|d| d.extension.get::<crate::tls::DownstreamTls>())
+            .and_then(|t| t.peer_identity.clone());
+        let client = req
+            .headers()
+            .get(http::header::FORWARDED)
+            .and_then(|v| v.to_str().ok())
+            .and_then(super::outbound::forwarded_client)
+            .unwrap_or(peer);
+        let allowed = crate::authz::allows_tcp(
+            waypoint.authz.iter().chain(&service.authz),
+            principal.as_deref(),
+            client.ip(),
+            dest,
+        );
+        if !allowed {
+            // ztunnel's answer to a CONNECT that policy refuses.
+            refuse(&mut respond, 401);
+            return;
+        }
         let cluster = snapshot.clusters.get(service.cluster);
         let mut ep = service
             .pinned

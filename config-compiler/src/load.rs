@@ -214,6 +214,9 @@ impl Loader {
             ("networking.istio.io", "v1" | "v1beta1" | "v1alpha3", "DestinationRule") => {
                 typed(source, value, &mut r.destination_rules)
             }
+            ("networking.istio.io", "v1" | "v1beta1" | "v1alpha3", "VirtualService") => {
+                typed(source, value, &mut r.virtual_services)
+            }
             ("security.istio.io", "v1" | "v1beta1", "AuthorizationPolicy") => {
                 typed(source, value, &mut r.authorization_policies)
             }

@@ -123,6 +123,10 @@ pub struct RouteEntry {
     /// The route's `creationTimestamp`, for precedence.
     #[serde(skip)]
     pub created: String,
+    /// [VS-2] A VirtualService's position: such entries keep their written order (first match
+    /// wins) instead of Gateway API precedence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order: Option<u32>,
 }
 
 impl RouteEntry {
@@ -136,6 +140,7 @@ impl RouteEntry {
             PathMatch::PathPrefix(p) => (2, p.len()),
         };
         (
+            self.order,
             rank,
             Reverse(len),
             Reverse(m.method.is_some()),
@@ -176,6 +181,11 @@ impl VirtualHost {
         let mut index = PathIndex::default();
         for (i, e) in entries.iter().enumerate() {
             let i = i as u32;
+            // Ordered entries are tried one by one, in order.
+            if e.order.is_some() {
+                index.regex.push(i);
+                continue;
+            }
             match &e.matcher.path {
                 PathMatch::Exact(p) => index.exact.entry(p.clone()).or_default().push(i),
                 PathMatch::PathPrefix(p) => index
@@ -326,6 +336,7 @@ mod tests {
             },
             action: Arc::new(RuleAction::default()),
             created: created.into(),
+            order: None,
         }
     }
 

@@ -6,6 +6,7 @@
 
 pub mod authz;
 pub mod cors;
+pub mod fault;
 pub mod header_modifier;
 pub mod mirror;
 pub mod path_rewrite;
@@ -15,6 +16,7 @@ pub mod timeout;
 pub mod url_rewrite;
 
 pub use cors::{Cors, CorsSettings};
+pub use fault::Fault;
 pub use header_modifier::{HeaderEdit, HeaderModifier};
 pub use mirror::Mirror;
 pub use path_rewrite::PathRewrite;
@@ -41,4 +43,6 @@ pub enum Filter {
     RequestMirror(Mirror),
     /// Answer CORS preflights and add CORS headers to responses.
     Cors(Cors),
+    /// Delay or abort a share of requests ([VS-7]).
+    Fault(Fault),
 }

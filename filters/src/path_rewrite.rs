@@ -10,6 +10,14 @@ pub enum PathRewrite {
     ReplaceFullPath(String),
     /// Replace the part of the path matched by the rule's `PathPrefix`.
     ReplacePrefixMatch(String),
+    /// [VS-5] Istio's prefix rewrite: replace these leading characters (the matched `prefix`),
+    /// with no slash handling.
+    ReplaceCharPrefix {
+        /// The prefix the route matched.
+        prefix: String,
+        /// What replaces it.
+        with: String,
+    },
 }
 
 impl PathRewrite {
@@ -18,6 +26,13 @@ impl PathRewrite {
     pub fn apply(&self, path: &str, matched_prefix: Option<&str>) -> String {
         match self {
             PathRewrite::ReplaceFullPath(p) => p.clone(),
+            PathRewrite::ReplaceCharPrefix { prefix, with } => {
+                match path.strip_prefix(prefix.as_str()) {
+                    Some(rest) => format!("{with}{rest}"),
+                    // A case-insensitive match: the prefix's length still marks the cut.
+                    None => format!("{with}{}", path.get(prefix.len()..).unwrap_or("")),
+                }
+            }
             PathRewrite::ReplacePrefixMatch(replacement) => {
                 let Some(prefix) = matched_prefix else {
                     return path.to_string();

@@ -33,6 +33,10 @@ impl LocalReply {
     pub fn no_route() -> Self {
         Self::new(404, "", "NR")
     }
+    /// [VS-7] The status a fault abort injects.
+    pub fn fault_abort(status: u16) -> Self {
+        Self::new(status, "fault filter abort", "FI")
+    }
     /// 403 for a request AuthorizationPolicy denies ([AP-11]).
     pub fn rbac_denied() -> Self {
         Self::new(403, "RBAC: access denied", "RBAC")

@@ -102,6 +102,8 @@ pub struct RequestCtx {
     pub(crate) hbone_target: Option<SocketAddr>,
     /// The workload identity the HBONE peer must present (a known waypoint or endpoint Pod).
     pub(crate) hbone_peer: Option<waygate_config::snapshot::WorkloadIdentity>,
+    /// [VS-7] An injected delay to wait before going on.
+    pub(crate) fault_delay: Option<std::time::Duration>,
     /// [SE-2] The chosen cluster's endpoints come from DNS: resolve before connecting.
     pub(crate) resolve: Option<usize>,
 }
@@ -291,6 +293,9 @@ impl ProxyHttp for GatewayProxy {
             .and_then(|a| a.timeouts.request)
             .and_then(|t| started.checked_add(t));
         ctx.snapshot = Some(snapshot);
+        if let Some(delay) = ctx.fault_delay {
+            tokio::time::sleep(delay).await;
+        }
         let decision = match (decision, ctx.resolve) {
             (Decision::Forward, Some(cluster)) => self.resolve_endpoint(ctx, cluster).await,
             (d, _) => d,

@@ -106,6 +106,18 @@ pub(crate) fn decide(
     let matched_prefix = entry.matcher.matched_prefix();
     for f in &action.filters {
         match f {
+            // [VS-7] Delay and abort are rolled independently; a delayed abort waits first.
+            Filter::Fault(fault) => {
+                let roll = || rand::random_range(0..waygate_filters::fault::PER_MILLION);
+                if let Some(d) = fault.delay.as_ref().filter(|d| d.hits(roll())) {
+                    ctx.fault_delay = Some(d.what);
+                    ctx.flag = "DI";
+                }
+                if let Some(a) = fault.abort.as_ref().filter(|a| a.hits(roll())) {
+                    ctx.action = Some(action.clone());
+                    return Decision::Reply(LocalReply::fault_abort(a.what));
+                }
+            }
             // [HF-5] a preflight is answered here: with the CORS headers for an allowed origin,
             // without any for another origin (so the browser refuses the actual request).
             Filter::Cors(cors) => {

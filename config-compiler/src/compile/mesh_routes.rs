@@ -237,6 +237,7 @@ fn entries_of(route: &ServiceRoute<'_>) -> Vec<RouteEntry> {
                 matcher: m.clone(),
                 action: rule.action.clone(),
                 created: created.clone(),
+                order: None,
             })
         })
         .collect()

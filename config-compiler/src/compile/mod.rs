@@ -17,6 +17,7 @@ mod routes;
 mod rules;
 mod service_entries;
 mod tls;
+mod virtual_services;
 
 use crate::resources::core::SERVICE_NAME_LABEL;
 use crate::resources::{
@@ -73,6 +74,13 @@ pub fn compile(resources: &Resources, options: &CompileOptions) -> (Snapshot, St
         }
     }
     mesh_routes::attach_service_routes(
+        resources,
+        &world,
+        &mut snapshot.gateways,
+        &mut clusters,
+        &mut route_status,
+    );
+    virtual_services::attach(
         resources,
         &world,
         &mut snapshot.gateways,

@@ -322,6 +322,7 @@ fn attach_to_gateway(
                         matcher: m.clone(),
                         action: rule.action.clone(),
                         created: route.meta.creation_timestamp.clone().unwrap_or_default(),
+                        order: None,
                     });
                 }
             }

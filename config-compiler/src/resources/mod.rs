@@ -11,6 +11,7 @@ pub mod meta;
 pub mod reference_grant;
 pub mod service_entry;
 pub mod tls_route;
+pub mod virtual_service;
 
 pub use self::core::{ConfigMap, EndpointSlice, Namespace, Pod, Secret, Service};
 pub use authorization_policy::AuthorizationPolicy;
@@ -23,6 +24,7 @@ pub use meta::{NsName, ObjectMeta, Source};
 pub use reference_grant::ReferenceGrant;
 pub use service_entry::ServiceEntry;
 pub use tls_route::TlsRoute;
+pub use virtual_service::VirtualService;
 
 /// One object plus where it was read from.
 #[derive(Debug, Clone)]
@@ -70,6 +72,8 @@ pub struct Resources {
     pub service_entries: Vec<Sourced<ServiceEntry>>,
     /// AuthorizationPolicies.
     pub authorization_policies: Vec<Sourced<AuthorizationPolicy>>,
+    /// VirtualServices.
+    pub virtual_services: Vec<Sourced<VirtualService>>,
     /// Files that objects name (DestinationRule CA and client certificates), read by the
     /// loader so compiling stays free of I/O: path → content or the read error.
     pub files: std::collections::BTreeMap<String, Result<Vec<u8>, String>>,
@@ -103,5 +107,6 @@ impl Resources {
         by_key(&mut self.destination_rules, |o| &o.metadata);
         by_key(&mut self.service_entries, |o| &o.metadata);
         by_key(&mut self.authorization_policies, |o| &o.metadata);
+        by_key(&mut self.virtual_services, |o| &o.metadata);
     }
 }

@@ -1,0 +1,533 @@
+//! VirtualService at the waypoint ([VS-1]..[VS-11]): a Service or ServiceEntry port that no
+//! HTTPRoute/GRPCRoute is attached to takes the `http` routes of the first VirtualService
+//! (oldest, then namespace/name) whose `hosts` name it and whose `gateways` include `mesh`
+//! (or are empty). Routes keep their written order: the first match wins.
+
+use super::World;
+use super::clusters::{ClusterSet, cluster_name};
+use crate::request_match::{
+    HeaderMatch, PathMatch, QueryMatch, RequestMatch, StringMatch, anchored_regex,
+};
+use crate::resources::virtual_service::{
+    Destination, Headers, HttpMatch, HttpRoute, StringMatch as VsMatch,
+};
+use crate::resources::{NsName, Resources, Sourced, VirtualService};
+use crate::route_table::{
+    BackendTarget, RouteEntry, RouteId, RouteTable, RuleAction, VirtualHost, WeightedBackend,
+};
+use crate::snapshot::{GatewayIr, MeshService};
+use crate::status::{Condition, Conditions, ObjectStatus};
+use std::sync::Arc;
+use std::time::Duration;
+use waygate_filters::fault::{Fault, Faulted, share};
+use waygate_filters::{
+    Filter, HeaderModifier, Mirror, PathRewrite, Redirect, RetryPolicy, Timeouts, UrlRewrite,
+};
+
+/// [VS-1] A VirtualService host as an FQDN pattern: short names (and `name.ns`) live in the
+/// VirtualService's namespace.
+fn expand(host: &str, ns: &str) -> String {
+    let h = host.to_ascii_lowercase();
+    if h.starts_with('*') {
+        return h;
+    }
+    match h.matches('.').count() {
+        0 => format!("{h}.{ns}.svc.cluster.local"),
+        1 if !h.ends_with(".local") => format!("{h}.svc.cluster.local"),
+        _ => h,
+    }
+}
+
+fn host_matches(pattern: &str, host: &str) -> bool {
+    pattern == "*"
+        || pattern == host
+        || pattern
+            .strip_prefix('*')
+            .is_some_and(|suffix| host.ends_with(suffix))
+}
+
+/// Attach VirtualServices to waypoint services and report their status.
+pub(super) fn attach(
+    r: &Resources,
+    world: &World<'_>,
+    gateways: &mut [GatewayIr],
+    clusters: &mut ClusterSet,
+    statuses: &mut Vec<ObjectStatus>,
+) {
+    let mut order: Vec<&Sourced<VirtualService>> = r.virtual_services.iter().collect();
+    order.sort_by(|a, b| {
+        let key = |v: &Sourced<VirtualService>| {
+            let m = &v.object.metadata;
+            (
+                m.creation_timestamp.clone().unwrap_or_default(),
+                m.namespace().to_string(),
+                m.name.clone(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    let mut problems: Vec<Vec<String>> = vec![Vec::new(); order.len()];
+    let mut used = vec![false; order.len()];
+    for g in gateways.iter_mut() {
+        let waypoint = g
+            .ports
+            .iter()
+            .any(|p| p.listeners.iter().any(|l| l.protocol == "HBONE"));
+        if !waypoint {
+            continue;
+        }
+        for m in g.mesh.iter_mut().filter(|m| m.pinned.is_none()) {
+            let host = m.host.to_ascii_lowercase();
+            let Some(i) = order.iter().position(|v| {
+                let vs = &v.object;
+                let ns = vs.metadata.namespace();
+                (vs.spec.gateways.is_empty() || vs.spec.gateways.iter().any(|g| g == "mesh"))
+                    && vs
+                        .spec
+                        .hosts
+                        .iter()
+                        .any(|h| host_matches(&expand(h, ns), &host))
+            }) else {
+                continue;
+            };
+            // [VS-11] Gateway API routes attached to the service win.
+            if m.routes.is_some() || !m.consumer_routes.is_empty() {
+                problems[i].push(format!(
+                    "not applied to {}:{}: HTTPRoutes/GRPCRoutes are attached to it and take precedence",
+                    m.host, m.port
+                ));
+                continue;
+            }
+            used[i] = true;
+            let entries = entries_for(order[i], m, world, clusters, &mut problems[i]);
+            m.routes = Some(RouteTable::new(vec![VirtualHost::new("*".into(), entries)]));
+        }
+    }
+    for (i, v) in order.iter().enumerate() {
+        let m = &v.object.metadata;
+        let mut s = ObjectStatus::new("VirtualService", m.namespace(), &m.name);
+        s.source = Some(v.source.to_string());
+        let mut c = Conditions::default();
+        c.set(match (problems[i].first(), used[i]) {
+            (Some(p), _) => Condition::new("Accepted", false, "Invalid", p.clone()),
+            (None, true) => Condition::new("Accepted", true, "Accepted", "applied"),
+            (None, false) => Condition::new(
+                "Accepted",
+                true,
+                "NotBound",
+                "no waypoint served here carries one of its hosts",
+            ),
+        });
+        c.observe(m.generation);
+        s.conditions = c;
+        statuses.push(s);
+    }
+}
+
+/// The route entries of one VirtualService for one service port, in written order.
+fn entries_for(
+    v: &Sourced<VirtualService>,
+    service: &MeshService,
+    world: &World<'_>,
+    clusters: &mut ClusterSet,
+    problems: &mut Vec<String>,
+) -> Vec<RouteEntry> {
+    let vs = &v.object;
+    let meta = &vs.metadata;
+    let mut out = Vec::new();
+    for (i, h) in vs.spec.http.iter().enumerate() {
+        let at = format!("spec.http[{i}]");
+        let catch_all = [HttpMatch::default()];
+        let matches: &[HttpMatch] = if h.matches.is_empty() {
+            &catch_all
+        } else {
+            &h.matches
+        };
+        for (j, m) in matches.iter().enumerate() {
+            if m.port.is_some_and(|p| p != service.port) {
+                continue;
+            }
+            let matcher = match compile_match(m) {
+                Ok(x) => x,
+                Err(e) => {
+                    problems.push(format!("{at}.match[{j}]{e}"));
+                    continue;
+                }
+            };
+            let prefix = m.uri.as_ref().and_then(|u| u.prefix.clone());
+            let action = compile_action(h, prefix, meta.namespace(), service, world, clusters)
+                .unwrap_or_else(|e| {
+                    problems.push(format!("{at}{e}"));
+                    RuleAction::default()
+                });
+            out.push(RouteEntry {
+                id: RouteId {
+                    kind: "VirtualService",
+                    namespace: meta.namespace().to_string(),
+                    name: meta.name.clone(),
+                    rule: i,
+                    rule_name: h.name.clone(),
+                    match_index: j,
+                },
+                matcher,
+                action: Arc::new(action),
+                created: meta.creation_timestamp.clone().unwrap_or_default(),
+                order: Some(((i as u32) << 16) | (j as u32 & 0xffff)),
+            });
+        }
+    }
+    out
+}
+
+fn regex(pattern: &str, what: &str) -> Result<regex::Regex, String> {
+    anchored_regex(pattern)
+        .map_err(|e| format!(".{what}.regex: {pattern:?} is not a valid regular expression: {e}"))
+}
+
+/// A VirtualService string match as a value condition ([VS-3]); `None` fields: present.
+fn value_match(m: &VsMatch, what: &str, ignore_case: bool) -> Result<StringMatch, String> {
+    let ci = if ignore_case { "(?i)" } else { "" };
+    match (&m.exact, &m.prefix, &m.regex) {
+        (Some(e), None, None) if !ignore_case => Ok(StringMatch::Exact(e.clone())),
+        (Some(e), None, None) => Ok(StringMatch::RegularExpression(regex(
+            &format!("{ci}{}", regex::escape(e)),
+            what,
+        )?)),
+        (None, Some(p), None) => Ok(StringMatch::RegularExpression(regex(
+            &format!("{ci}{}.*", regex::escape(p)),
+            what,
+        )?)),
+        (None, None, Some(r)) => Ok(StringMatch::RegularExpression(regex(
+            &format!("{ci}{r}"),
+            what,
+        )?)),
+        (None, None, None) => Ok(StringMatch::RegularExpression(regex(".*", what)?)),
+        _ => Err(format!(".{what}: set only one of exact, prefix and regex")),
+    }
+}
+
+fn compile_match(m: &HttpMatch) -> Result<RequestMatch, String> {
+    let path = match &m.uri {
+        None => PathMatch::PathPrefix("/".into()),
+        Some(u) => match value_match(u, "uri", m.ignore_uri_case)? {
+            StringMatch::Exact(e) => PathMatch::Exact(e),
+            StringMatch::RegularExpression(r) => PathMatch::RegularExpression(r),
+        },
+    };
+    let method = match &m.method {
+        None => None,
+        Some(VsMatch {
+            exact: Some(e),
+            prefix: None,
+            regex: None,
+        }) => Some(
+            http::Method::from_bytes(e.as_bytes())
+                .map_err(|_| format!(".method.exact: {e:?} is not a method"))?,
+        ),
+        Some(_) => return Err(".method: only exact is supported".into()),
+    };
+    let mut headers = Vec::new();
+    for (name, v) in &m.headers {
+        let at = format!("headers[{name}]");
+        headers.push(HeaderMatch {
+            name: http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!(".{at}: not a header name"))?,
+            value: value_match(v, &at, false)?,
+        });
+    }
+    if let Some(a) = &m.authority {
+        headers.push(HeaderMatch {
+            name: http::header::HOST,
+            value: value_match(a, "authority", false)?,
+        });
+    }
+    if !m.without_headers.is_empty() {
+        return Err(".withoutHeaders: not supported yet".into());
+    }
+    let query = m
+        .query_params
+        .iter()
+        .map(|(name, v)| {
+            Ok(QueryMatch {
+                name: name.clone(),
+                value: value_match(v, &format!("queryParams[{name}]"), false)?,
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(RequestMatch {
+        path,
+        method,
+        headers,
+        query,
+    })
+}
+
+fn modifiers(h: &Headers, filters: &mut Vec<Filter>, at: &str) -> Result<(), String> {
+    let build = |ops: &crate::resources::virtual_service::HeaderOperations| {
+        HeaderModifier::new(
+            ops.set.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            ops.add.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            ops.remove.iter().map(String::as_str),
+        )
+        .map_err(|e| format!("{at}: {e}"))
+    };
+    if let Some(req) = &h.request {
+        filters.push(Filter::RequestHeaderModifier(build(req)?));
+    }
+    if let Some(resp) = &h.response {
+        filters.push(Filter::ResponseHeaderModifier(build(resp)?));
+    }
+    Ok(())
+}
+
+fn duration(s: &str, at: &str) -> Result<Duration, String> {
+    // Istio durations: `1.5s`, `100ms`, `2m`, `1h`.
+    let (num, unit) = s
+        .find(|c: char| c.is_ascii_alphabetic())
+        .map(|i| s.split_at(i))
+        .ok_or_else(|| format!("{at}: {s:?} has no unit"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{at}: {s:?} is not a duration"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{at}: {s:?} has an unknown unit")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{at}: {s:?} is out of range"))
+}
+
+/// [VS-4] A destination's cluster: a ServiceEntry host, else a Service (short name in the
+/// VirtualService's namespace); the port is the given one, the service's only one, or the
+/// port the request came in on.
+fn destination(
+    d: &Destination,
+    ns: &str,
+    request_port: u16,
+    world: &World<'_>,
+    clusters: &mut ClusterSet,
+) -> Result<BackendTarget, String> {
+    if d.subset.is_some() {
+        return Err(format!(
+            "subset {:?} of {}: DestinationRule subsets are not supported yet",
+            d.subset.as_deref().unwrap_or(""),
+            d.host
+        ));
+    }
+    let given = d.port.as_ref().and_then(|p| p.number);
+    if let Some(e) = super::service_entries::by_host(world, &d.host, ns) {
+        let port = given
+            .or_else(|| (e.spec.ports.len() == 1).then(|| e.spec.ports[0].number))
+            .unwrap_or(request_port);
+        if !e.spec.ports.iter().any(|p| p.number == port) {
+            return Err(format!("{} has no port {port}", d.host));
+        }
+        let host = d.host.to_ascii_lowercase();
+        return Ok(BackendTarget::Cluster {
+            name: format!("outbound|{port}||{host}"),
+            index: clusters.intern_entry(e.metadata.ns_name(), &host, port),
+        });
+    }
+    let fqdn = expand(&d.host, ns);
+    let svc = fqdn
+        .strip_suffix(".svc.cluster.local")
+        .and_then(|s| s.split_once('.'))
+        .map(|(name, ns)| NsName::new(ns, name))
+        .ok_or_else(|| format!("{}: not a Service or ServiceEntry host", d.host))?;
+    let service = world
+        .service(&svc.namespace, &svc.name)
+        .ok_or_else(|| format!("Service {svc} not found"))?;
+    let ports = &service.spec.ports;
+    let port = given
+        .or_else(|| (ports.len() == 1).then(|| ports[0].port))
+        .unwrap_or(request_port);
+    if !ports.iter().any(|p| p.port == port) {
+        return Err(format!("Service {svc} has no port {port}"));
+    }
+    let name = cluster_name(&svc, port);
+    Ok(BackendTarget::Cluster {
+        index: clusters.intern(svc, port),
+        name,
+    })
+}
+
+/// Every retryable status `retryOn` names ([VS-9]).
+fn retry_codes(on: &str) -> Vec<i64> {
+    let mut codes = Vec::new();
+    for part in on.split(',').map(str::trim) {
+        match part {
+            "5xx" => codes.extend(500..=599),
+            "gateway-error" => codes.extend([502, 503, 504]),
+            "retriable-4xx" => codes.push(409),
+            "unavailable" => codes.push(503),
+            p => codes.extend(p.parse::<i64>().ok()),
+        }
+    }
+    codes.sort_unstable();
+    codes.dedup();
+    codes
+}
+
+fn compile_action(
+    h: &HttpRoute,
+    matched_prefix: Option<String>,
+    ns: &str,
+    service: &MeshService,
+    world: &World<'_>,
+    clusters: &mut ClusterSet,
+) -> Result<RuleAction, String> {
+    let mut filters = Vec::new();
+    if let Some(f) = &h.fault {
+        let mut fault = Fault::default();
+        if let Some(d) = &f.delay {
+            let what = duration(
+                d.fixed_delay.as_deref().unwrap_or(""),
+                ".fault.delay.fixedDelay",
+            )?;
+            // No percentage: nothing is delayed ([VS-7]).
+            let share = share(d.percentage.as_ref().map_or(0.0, |p| p.value))
+                .map_err(|e| format!(".fault.delay.percentage: {e}"))?;
+            fault.delay = Some(Faulted { what, share });
+        }
+        if let Some(a) = &f.abort {
+            let what = a
+                .http_status
+                .filter(|s| (200..=599).contains(s))
+                .ok_or(".fault.abort.httpStatus: needs a status between 200 and 599")?;
+            let share = share(a.percentage.as_ref().map_or(0.0, |p| p.value))
+                .map_err(|e| format!(".fault.abort.percentage: {e}"))?;
+            fault.abort = Some(Faulted { what, share });
+        }
+        filters.push(Filter::Fault(fault));
+    }
+    if let Some(r) = &h.redirect {
+        if h.rewrite.is_some() || !h.route.is_empty() {
+            return Err(".redirect: cannot be combined with rewrite or route".into());
+        }
+        filters.push(Filter::RequestRedirect(Redirect {
+            scheme: r.scheme.clone(),
+            hostname: r.authority.clone(),
+            port: r.port,
+            path: r.uri.clone().map(PathRewrite::ReplaceFullPath),
+            status: r.redirect_code.unwrap_or(301),
+        }));
+    }
+    if let Some(rw) = &h.rewrite {
+        let path = rw.uri.clone().map(|uri| match &matched_prefix {
+            Some(prefix) => PathRewrite::ReplaceCharPrefix {
+                prefix: prefix.clone(),
+                with: uri,
+            },
+            None => PathRewrite::ReplaceFullPath(uri),
+        });
+        filters.push(Filter::UrlRewrite(UrlRewrite {
+            hostname: rw.authority.clone(),
+            path,
+        }));
+    }
+    if let Some(hd) = &h.headers {
+        modifiers(hd, &mut filters, ".headers")?;
+    }
+    if let Some(m) = &h.mirror {
+        let target = destination(m, ns, service.port, world, clusters)
+            .map_err(|e| format!(".mirror: {e}"))?;
+        if let BackendTarget::Cluster { index, name } = target {
+            let pct = h.mirror_percentage.as_ref().map_or(100.0, |p| p.value);
+            let per_million = share(pct).map_err(|e| format!(".mirrorPercentage: {e}"))?;
+            let mirror = Mirror::new(
+                index,
+                name,
+                None,
+                Some((i64::from(per_million), Some(1_000_000))),
+            )
+            .map_err(|e| format!(".mirror: {e}"))?;
+            filters.push(Filter::RequestMirror(mirror));
+        }
+    }
+    let mut backends = Vec::new();
+    let lone = h.route.len() == 1;
+    for (k, d) in h.route.iter().enumerate() {
+        let target = destination(&d.destination, ns, service.port, world, clusters)
+            .map_err(|e| format!(".route[{k}].destination: {e}"))?;
+        let mut bf = Vec::new();
+        if let Some(hd) = &d.headers {
+            modifiers(hd, &mut bf, &format!(".route[{k}].headers"))?;
+        }
+        backends.push(WeightedBackend {
+            weight: if lone {
+                d.weight.unwrap_or(100).max(1)
+            } else {
+                d.weight.unwrap_or(0)
+            },
+            target,
+            filters: bf,
+        });
+    }
+    let timeouts = Timeouts {
+        request: h
+            .timeout
+            .as_deref()
+            .map(|t| duration(t, ".timeout"))
+            .transpose()?
+            .filter(|d| !d.is_zero()),
+        backend_request: h
+            .retries
+            .as_ref()
+            .and_then(|r| r.per_try_timeout.as_deref())
+            .map(|t| duration(t, ".retries.perTryTimeout"))
+            .transpose()?,
+    };
+    let retry = match &h.retries {
+        Some(r) if r.attempts.unwrap_or(0) > 0 => Some(
+            RetryPolicy::new(
+                &retry_codes(r.retry_on.as_deref().unwrap_or("")),
+                r.attempts,
+                Some("25ms"),
+            )
+            .map_err(|e| format!(".retries: {e}"))?,
+        ),
+        _ => None,
+    };
+    let total_weight = backends.iter().map(|b| b.weight).sum();
+    Ok(RuleAction {
+        filters,
+        backends,
+        total_weight,
+        timeouts,
+        retry,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_expand_in_the_virtual_services_namespace_vs_1() {
+        assert_eq!(expand("reviews", "x"), "reviews.x.svc.cluster.local");
+        assert_eq!(expand("reviews.y", "x"), "reviews.y.svc.cluster.local");
+        assert_eq!(expand("Api.Example.com", "x"), "api.example.com");
+        assert!(host_matches(
+            &expand("*.example.com", "x"),
+            "api.example.com"
+        ));
+        assert!(!host_matches(
+            "reviews.x.svc.cluster.local",
+            "reviews.y.svc.cluster.local"
+        ));
+    }
+
+    #[test]
+    fn durations_and_retry_conditions() {
+        assert_eq!(duration("1.5s", "t"), Ok(Duration::from_millis(1500)));
+        assert_eq!(duration("100ms", "t"), Ok(Duration::from_millis(100)));
+        assert!(duration("5", "t").is_err());
+        assert_eq!(
+            retry_codes("gateway-error,connect-failure,429"),
+            vec![429, 502, 503, 504]
+        );
+        assert_eq!(retry_codes("5xx").len(), 100);
+    }
+}

@@ -408,13 +408,23 @@ impl ProxyHttp for GatewayProxy {
         if let Some(xfcc) = crate::access_log::client_cert_details(ctx) {
             upstream.insert_header(crate::access_log::X_FORWARDED_CLIENT_CERT.clone(), xfcc)?;
         }
-        // Inside an HBONE tunnel the request is the client's own plain HTTP.
+        // At the edge the scheme is ours to state. Inside an HBONE tunnel the sender is an
+        // authenticated mesh workload (say, an ingress that terminated HTTPS): its
+        // x-forwarded-proto stands, and a request without one is the client's own plain HTTP.
         let proto = match ctx.tls_facts() {
-            Some(t) if t.hbone => "http",
-            _ if ctx.downstream_tls.is_some() => "https",
-            _ => "http",
+            Some(t) if t.hbone => {
+                if upstream.headers.contains_key("x-forwarded-proto") {
+                    None
+                } else {
+                    Some("http")
+                }
+            }
+            _ if ctx.downstream_tls.is_some() => Some("https"),
+            _ => Some("http"),
         };
-        upstream.insert_header("x-forwarded-proto", proto)?;
+        if let Some(proto) = proto {
+            upstream.insert_header("x-forwarded-proto", proto)?;
+        }
         if ctx.attempts > 1 {
             // [EC-2] retries carry the attempt number.
             upstream.insert_header("x-envoy-attempt-count", ctx.attempts.to_string())?;

@@ -480,6 +480,8 @@ endpoints: [{{addresses: ["{}"]}}]
         .as_str()
         .unwrap_or("");
     assert!(xfcc.ends_with(&format!(";URI={ingress_id}")), "{echo}");
+    // The client spoke HTTPS to the ingress; the waypoint keeps the mesh sender's word for it.
+    assert_eq!(echo["headers"]["X-Forwarded-Proto"][0], "https", "{echo}");
     assert!(
         log_line_with(&["/via-waypoint", "peer_identity", ingress_id])
             .await

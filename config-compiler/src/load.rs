@@ -315,11 +315,11 @@ metadata: {name: r, namespace: apps}
 spec: {parentRefs: [{name: gw}]}
 ---
 apiVersion: networking.istio.io/v1
-kind: VirtualService
+kind: EnvoyFilter
 metadata: {name: a}
 ---
 apiVersion: networking.istio.io/v1
-kind: VirtualService
+kind: EnvoyFilter
 metadata: {name: b}
 ---
 "#;
@@ -328,7 +328,7 @@ metadata: {name: b}
         assert_eq!(r.http_routes.len(), 1);
         assert_eq!(r.http_routes[0].source.document, 1);
         assert_eq!(r.skipped.len(), 1, "{:?}", r.skipped);
-        assert!(r.skipped[0].contains("VirtualService"));
+        assert!(r.skipped[0].contains("EnvoyFilter"));
     }
 
     #[test]

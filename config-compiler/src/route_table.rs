@@ -126,7 +126,7 @@ pub struct RouteEntry {
     /// [VS-2] A VirtualService's position: such entries keep their written order (first match
     /// wins) instead of Gateway API precedence.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub order: Option<u32>,
+    pub order: Option<u64>,
 }
 
 impl RouteEntry {

@@ -18,6 +18,7 @@ mod rules;
 mod service_entries;
 mod tls;
 mod virtual_services;
+mod vs_gateways;
 
 use crate::resources::core::SERVICE_NAME_LABEL;
 use crate::resources::{
@@ -56,6 +57,8 @@ pub fn compile(resources: &Resources, options: &CompileOptions) -> (Snapshot, St
     listener_sets::merge_listener_sets(resources, &world, &mut gws);
     let mut route_status = routes::attach_routes(resources, &world, &mut gws, &mut clusters);
     kind_conflicts::resolve(&mut gws, &mut route_status);
+    let mut vs_book = virtual_services::VsBook::new(resources);
+    vs_gateways::attach(&mut vs_book, &world, &mut gws, &mut clusters);
 
     let mut snapshot = Snapshot::default();
     for gw in gws {
@@ -80,13 +83,8 @@ pub fn compile(resources: &Resources, options: &CompileOptions) -> (Snapshot, St
         &mut clusters,
         &mut route_status,
     );
-    virtual_services::attach(
-        resources,
-        &world,
-        &mut snapshot.gateways,
-        &mut clusters,
-        &mut route_status,
-    );
+    virtual_services::attach(&mut vs_book, &world, &mut snapshot.gateways, &mut clusters);
+    vs_book.statuses(&mut route_status);
     report.objects.extend(route_status);
     let (policies, policy_status) = authz::compile_all(resources);
     report.objects.extend(policy_status);

@@ -340,7 +340,7 @@ fn attach_to_gateway(
 
 /// [GW-6] allowedRoutes.namespaces; `Same` is the namespace of the Gateway or ListenerSet that
 /// declares the listener ([LS-4]).
-fn namespace_allowed(l: &ListenerState, route_ns: &str, world: &World<'_>) -> bool {
+pub(super) fn namespace_allowed(l: &ListenerState, route_ns: &str, world: &World<'_>) -> bool {
     let ns = l
         .spec
         .allowed_routes
@@ -358,7 +358,7 @@ fn namespace_allowed(l: &ListenerState, route_ns: &str, world: &World<'_>) -> bo
 }
 
 /// [HR-4] effective hostnames of a route on a listener; `*` stands for "any host".
-fn effective_hostnames(listener: Option<&str>, route: &[String]) -> Vec<String> {
+pub(super) fn effective_hostnames(listener: Option<&str>, route: &[String]) -> Vec<String> {
     let listener = listener.filter(|h| !h.is_empty());
     if route.is_empty() {
         return vec![listener.map_or_else(|| "*".to_string(), str::to_ascii_lowercase)];

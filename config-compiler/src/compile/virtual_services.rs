@@ -1,7 +1,8 @@
-//! VirtualService at the waypoint ([VS-1]..[VS-11]): a Service or ServiceEntry port that no
+//! VirtualService ([VS-1]..[VS-11]) at the waypoint: a Service or ServiceEntry port that no
 //! HTTPRoute/GRPCRoute is attached to takes the `http` routes of the first VirtualService
 //! (oldest, then namespace/name) whose `hosts` name it and whose `gateways` include `mesh`
-//! (or are empty). Routes keep their written order: the first match wins.
+//! (or are empty). Routes keep their written order: the first match wins. The binding to
+//! Gateways is in `vs_gateways`; both share the compilation of matches and actions here.
 
 use super::World;
 use super::clusters::{ClusterSet, cluster_name};
@@ -15,7 +16,7 @@ use crate::resources::{NsName, Resources, Sourced, VirtualService};
 use crate::route_table::{
     BackendTarget, RouteEntry, RouteId, RouteTable, RuleAction, VirtualHost, WeightedBackend,
 };
-use crate::snapshot::{GatewayIr, MeshService};
+use crate::snapshot::GatewayIr;
 use crate::status::{Condition, Conditions, ObjectStatus};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +27,7 @@ use waygate_filters::{
 
 /// [VS-1] A VirtualService host as an FQDN pattern: short names (and `name.ns`) live in the
 /// VirtualService's namespace.
-fn expand(host: &str, ns: &str) -> String {
+pub(super) fn expand(host: &str, ns: &str) -> String {
     let h = host.to_ascii_lowercase();
     if h.starts_with('*') {
         return h;
@@ -46,28 +47,71 @@ fn host_matches(pattern: &str, host: &str) -> bool {
             .is_some_and(|suffix| host.ends_with(suffix))
 }
 
-/// Attach VirtualServices to waypoint services and report their status.
+/// The VirtualServices in precedence order (oldest, then namespace/name) and what happened to
+/// each, gathered over the gateway and waypoint passes and reported once.
+pub(super) struct VsBook<'a> {
+    /// VirtualServices in precedence order.
+    pub order: Vec<&'a Sourced<VirtualService>>,
+    /// Field-named problems per VirtualService.
+    pub problems: Vec<Vec<String>>,
+    /// Whether each was applied somewhere.
+    pub used: Vec<bool>,
+}
+
+impl<'a> VsBook<'a> {
+    /// Every VirtualService, oldest first.
+    pub(super) fn new(r: &'a Resources) -> Self {
+        let mut order: Vec<&Sourced<VirtualService>> = r.virtual_services.iter().collect();
+        order.sort_by(|a, b| {
+            let key = |v: &Sourced<VirtualService>| {
+                let m = &v.object.metadata;
+                (
+                    m.creation_timestamp.clone().unwrap_or_default(),
+                    m.namespace().to_string(),
+                    m.name.clone(),
+                )
+            };
+            key(a).cmp(&key(b))
+        });
+        let n = order.len();
+        Self {
+            order,
+            problems: vec![Vec::new(); n],
+            used: vec![false; n],
+        }
+    }
+
+    /// One status per VirtualService: Accepted=False naming the first problem's field.
+    pub(super) fn statuses(self, statuses: &mut Vec<ObjectStatus>) {
+        for (i, v) in self.order.iter().enumerate() {
+            let m = &v.object.metadata;
+            let mut s = ObjectStatus::new("VirtualService", m.namespace(), &m.name);
+            s.source = Some(v.source.to_string());
+            let mut c = Conditions::default();
+            c.set(match (self.problems[i].first(), self.used[i]) {
+                (Some(p), _) => Condition::new("Accepted", false, "Invalid", p.clone()),
+                (None, true) => Condition::new("Accepted", true, "Accepted", "applied"),
+                (None, false) => Condition::new(
+                    "Accepted",
+                    true,
+                    "NotBound",
+                    "no Gateway or waypoint served here carries one of its hosts",
+                ),
+            });
+            c.observe(m.generation);
+            s.conditions = c;
+            statuses.push(s);
+        }
+    }
+}
+
+/// Attach VirtualServices bound to `mesh` to waypoint services.
 pub(super) fn attach(
-    r: &Resources,
+    book: &mut VsBook<'_>,
     world: &World<'_>,
     gateways: &mut [GatewayIr],
     clusters: &mut ClusterSet,
-    statuses: &mut Vec<ObjectStatus>,
 ) {
-    let mut order: Vec<&Sourced<VirtualService>> = r.virtual_services.iter().collect();
-    order.sort_by(|a, b| {
-        let key = |v: &Sourced<VirtualService>| {
-            let m = &v.object.metadata;
-            (
-                m.creation_timestamp.clone().unwrap_or_default(),
-                m.namespace().to_string(),
-                m.name.clone(),
-            )
-        };
-        key(a).cmp(&key(b))
-    });
-    let mut problems: Vec<Vec<String>> = vec![Vec::new(); order.len()];
-    let mut used = vec![false; order.len()];
     for g in gateways.iter_mut() {
         let waypoint = g
             .ports
@@ -78,10 +122,10 @@ pub(super) fn attach(
         }
         for m in g.mesh.iter_mut().filter(|m| m.pinned.is_none()) {
             let host = m.host.to_ascii_lowercase();
-            let Some(i) = order.iter().position(|v| {
+            let Some(i) = book.order.iter().position(|v| {
                 let vs = &v.object;
                 let ns = vs.metadata.namespace();
-                (vs.spec.gateways.is_empty() || vs.spec.gateways.iter().any(|g| g == "mesh"))
+                binds_mesh(&vs.spec.gateways)
                     && vs
                         .spec
                         .hosts
@@ -92,42 +136,67 @@ pub(super) fn attach(
             };
             // [VS-11] Gateway API routes attached to the service win.
             if m.routes.is_some() || !m.consumer_routes.is_empty() {
-                problems[i].push(format!(
+                book.problems[i].push(format!(
                     "not applied to {}:{}: HTTPRoutes/GRPCRoutes are attached to it and take precedence",
                     m.host, m.port
                 ));
                 continue;
             }
-            used[i] = true;
-            let entries = entries_for(order[i], m, world, clusters, &mut problems[i]);
+            book.used[i] = true;
+            let entries = entries_for(
+                book.order[i],
+                0,
+                &Binding::Mesh,
+                m.port,
+                world,
+                clusters,
+                &mut book.problems[i],
+            );
             m.routes = Some(RouteTable::new(vec![VirtualHost::new("*".into(), entries)]));
         }
     }
-    for (i, v) in order.iter().enumerate() {
-        let m = &v.object.metadata;
-        let mut s = ObjectStatus::new("VirtualService", m.namespace(), &m.name);
-        s.source = Some(v.source.to_string());
-        let mut c = Conditions::default();
-        c.set(match (problems[i].first(), used[i]) {
-            (Some(p), _) => Condition::new("Accepted", false, "Invalid", p.clone()),
-            (None, true) => Condition::new("Accepted", true, "Accepted", "applied"),
-            (None, false) => Condition::new(
-                "Accepted",
-                true,
-                "NotBound",
-                "no waypoint served here carries one of its hosts",
-            ),
-        });
-        c.observe(m.generation);
-        s.conditions = c;
-        statuses.push(s);
+}
+
+/// [VS-1] Empty `gateways` means `mesh`.
+fn binds_mesh(gateways: &[String]) -> bool {
+    gateways.is_empty() || gateways.iter().any(|g| g == "mesh")
+}
+
+/// Where a VirtualService's routes are being installed: match-level `gateways` ([VS-3]) choose
+/// which of its matches apply there.
+pub(super) enum Binding<'a> {
+    /// A waypoint.
+    Mesh,
+    /// An ingress or egress Gateway, by namespace/name.
+    Gateway(&'a NsName),
+}
+
+impl Binding<'_> {
+    /// Whether a `gateways` list (VS-level or match-level, in namespace `ns`) names this place.
+    pub(super) fn named_by(&self, gateways: &[String], ns: &str) -> bool {
+        match self {
+            Binding::Mesh => binds_mesh(gateways),
+            Binding::Gateway(id) => gateways.iter().any(|g| names_gateway(g, ns, id)),
+        }
     }
 }
 
+/// `ns/name` or `name` (the VirtualService's namespace) naming a Gateway; Istio's generated
+/// name for a Kubernetes Gateway (`<name>-istio-autogenerated-k8s-gateway`) is accepted too.
+fn names_gateway(reference: &str, vs_ns: &str, id: &NsName) -> bool {
+    let (ns, name) = reference.split_once('/').unwrap_or((vs_ns, reference));
+    let name = name
+        .strip_suffix("-istio-autogenerated-k8s-gateway")
+        .unwrap_or(name);
+    ns == id.namespace && name == id.name
+}
+
 /// The route entries of one VirtualService for one service port, in written order.
-fn entries_for(
+pub(super) fn entries_for(
     v: &Sourced<VirtualService>,
-    service: &MeshService,
+    rank: u32,
+    binding: &Binding<'_>,
+    request_port: u16,
     world: &World<'_>,
     clusters: &mut ClusterSet,
     problems: &mut Vec<String>,
@@ -144,7 +213,9 @@ fn entries_for(
             &h.matches
         };
         for (j, m) in matches.iter().enumerate() {
-            if m.port.is_some_and(|p| p != service.port) {
+            if m.port.is_some_and(|p| p != request_port)
+                || (!m.gateways.is_empty() && !binding.named_by(&m.gateways, meta.namespace()))
+            {
                 continue;
             }
             let matcher = match compile_match(m) {
@@ -155,7 +226,7 @@ fn entries_for(
                 }
             };
             let prefix = m.uri.as_ref().and_then(|u| u.prefix.clone());
-            let action = compile_action(h, prefix, meta.namespace(), service, world, clusters)
+            let action = compile_action(h, prefix, meta.namespace(), request_port, world, clusters)
                 .unwrap_or_else(|e| {
                     problems.push(format!("{at}{e}"));
                     RuleAction::default()
@@ -172,7 +243,9 @@ fn entries_for(
                 matcher,
                 action: Arc::new(action),
                 created: meta.creation_timestamp.clone().unwrap_or_default(),
-                order: Some(((i as u32) << 16) | (j as u32 & 0xffff)),
+                order: Some(
+                    (u64::from(rank) << 32) | ((i as u64 & 0xffff) << 16) | (j as u64 & 0xffff),
+                ),
             });
         }
     }
@@ -374,7 +447,7 @@ fn compile_action(
     h: &HttpRoute,
     matched_prefix: Option<String>,
     ns: &str,
-    service: &MeshService,
+    request_port: u16,
     world: &World<'_>,
     clusters: &mut ClusterSet,
 ) -> Result<RuleAction, String> {
@@ -431,7 +504,7 @@ fn compile_action(
         modifiers(hd, &mut filters, ".headers")?;
     }
     if let Some(m) = &h.mirror {
-        let target = destination(m, ns, service.port, world, clusters)
+        let target = destination(m, ns, request_port, world, clusters)
             .map_err(|e| format!(".mirror: {e}"))?;
         if let BackendTarget::Cluster { index, name } = target {
             let pct = h.mirror_percentage.as_ref().map_or(100.0, |p| p.value);
@@ -449,7 +522,7 @@ fn compile_action(
     let mut backends = Vec::new();
     let lone = h.route.len() == 1;
     for (k, d) in h.route.iter().enumerate() {
-        let target = destination(&d.destination, ns, service.port, world, clusters)
+        let target = destination(&d.destination, ns, request_port, world, clusters)
             .map_err(|e| format!(".route[{k}].destination: {e}"))?;
         let mut bf = Vec::new();
         if let Some(hd) = &d.headers {
@@ -517,6 +590,21 @@ mod tests {
             "reviews.x.svc.cluster.local",
             "reviews.y.svc.cluster.local"
         ));
+    }
+
+    #[test]
+    fn gateway_references_name_a_gateway_or_mesh() {
+        let id = NsName::new("infra", "gw");
+        let at = Binding::Gateway(&id);
+        assert!(at.named_by(&["infra/gw".into()], "apps"));
+        assert!(at.named_by(&["gw".into()], "infra"));
+        assert!(!at.named_by(&["gw".into()], "apps"));
+        assert!(at.named_by(&["infra/gw-istio-autogenerated-k8s-gateway".into()], "apps"));
+        assert!(!at.named_by(&[], "infra"));
+        assert!(!at.named_by(&["mesh".into()], "infra"));
+        assert!(Binding::Mesh.named_by(&[], "apps"));
+        assert!(Binding::Mesh.named_by(&["infra/gw".into(), "mesh".into()], "apps"));
+        assert!(!Binding::Mesh.named_by(&["infra/gw".into()], "apps"));
     }
 
     #[test]

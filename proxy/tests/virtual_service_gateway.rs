@@ -1,0 +1,242 @@
+//! VirtualServices bound to an ingress Gateway (`gateways: [ns/name]`) end to end: written
+//! order, merging of VirtualServices for one host, match-level `gateways`, `allowedRoutes`,
+//! and HTTPRoutes on the same host taking precedence.
+
+mod common;
+
+use common::*;
+use waygate_conformance::echo::EchoServer;
+
+/// A Gateway `infra/gw`: port 80 open to every namespace, port 8080 to `infra` only; and
+/// `infra/private`, port 9090, open to `infra` only.
+const GATEWAY: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - {name: open, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}
+  - {name: own, port: 8080, protocol: HTTP, hostname: "*.internal.example"}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: private, namespace: infra}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - {name: own, port: 9090, protocol: HTTP}
+"#;
+
+fn vs(ns: &str, name: &str, created: &str, spec: &str) -> String {
+    format!(
+        "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: {name}, namespace: {ns}, creationTimestamp: \"{created}\"}}\nspec:\n{spec}"
+    )
+}
+
+struct Shop {
+    gw: std::sync::Arc<waygate::gateway::Gateway>,
+    _backends: Vec<EchoServer>,
+}
+
+async fn shop(extra: &str) -> Shop {
+    let web = echo("shop", "web", "web-1").await;
+    let api = echo("shop", "api", "api-1").await;
+    let canary = echo("shop", "canary", "canary-1").await;
+    let yaml = GATEWAY.to_string()
+        + &service_yaml("shop", "web", &[web.addr])
+        + &service_yaml("shop", "api", &[api.addr])
+        + &service_yaml("shop", "canary", &[canary.addr])
+        + extra;
+    Shop {
+        gw: start_inline(yaml).await,
+        _backends: vec![web, api, canary],
+    }
+}
+
+/// The `Accepted` condition (status, message) of VirtualService `ns/name` in `/status`.
+async fn vs_accepted(gw: &waygate::gateway::Gateway, ns: &str, name: &str) -> (String, String) {
+    let status = admin_get(gw, "/status").await.json();
+    let o = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "VirtualService" && o["namespace"] == ns && o["name"] == name)
+        .unwrap_or_else(|| panic!("no status for {ns}/{name}: {status}"))
+        .clone();
+    let c = o["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Accepted")
+        .unwrap_or_else(|| panic!("no Accepted condition: {o}"))
+        .clone();
+    (
+        c["status"].as_str().unwrap().to_string(),
+        c["message"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+const SHOP_VS: &str = r#"  hosts: [shop.example.com]
+  gateways: [infra/gw]
+  http:
+  - match: [{uri: {prefix: /api}}]
+    rewrite: {uri: /v2}
+    route: [{destination: {host: api, port: {number: 8080}}}]
+  - match: [{headers: {x-canary: {exact: "1"}}}]
+    route: [{destination: {host: canary}}]
+  - match: [{uri: {prefix: /mesh-only}, gateways: [mesh]}]
+    route: [{destination: {host: canary}}]
+  - route: [{destination: {host: web}}]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_virtual_service_routes_in_written_order() {
+    let s = shop(&vs("shop", "shop", "2024-01-01T00:00:00Z", SHOP_VS)).await;
+    let addr = gw_addr(&s.gw);
+    let c = client();
+
+    // The first match wins even though the later header match is more specific.
+    let r = send(
+        &c,
+        addr,
+        "GET",
+        "shop.example.com",
+        "/api/items?x=1",
+        &[("x-canary", "1")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.pod(), "api-1");
+    assert_eq!(r.json()["path"], "/v2/items?x=1", "{}", r.body);
+
+    let r = send(
+        &c,
+        addr,
+        "GET",
+        "shop.example.com",
+        "/",
+        &[("x-canary", "1")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.pod(), "canary-1");
+
+    // A match restricted to `mesh` does not apply at a gateway: the catch-all takes it.
+    assert_eq!(
+        get(addr, "shop.example.com", "/mesh-only").await.pod(),
+        "web-1"
+    );
+    assert_eq!(
+        get(addr, "shop.example.com", "/anything").await.pod(),
+        "web-1"
+    );
+
+    // Other hosts are not served by it.
+    assert_eq!(get(addr, "other.example.com", "/").await.status, 404);
+    let (ok, msg) = vs_accepted(&s.gw, "shop", "shop").await;
+    assert_eq!((ok.as_str(), msg.as_str()), ("True", "applied"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_services_for_one_host_merge_oldest_first() {
+    let newer = vs(
+        "shop",
+        "newer",
+        "2024-02-01T00:00:00Z",
+        "  hosts: [shop.example.com]\n  gateways: [infra/gw]\n  http:\n  - match: [{uri: {prefix: /}}]\n    route: [{destination: {host: canary}}]\n",
+    );
+    let older = vs(
+        "shop",
+        "older",
+        "2024-01-01T00:00:00Z",
+        "  hosts: [shop.example.com]\n  gateways: [gw-elsewhere, infra/gw]\n  http:\n  - match: [{uri: {exact: /only}}]\n    route: [{destination: {host: api}}]\n",
+    );
+    let s = shop(&(newer + &older)).await;
+    let addr = gw_addr(&s.gw);
+    // The older VirtualService's routes come first; the newer one's catch-all takes the rest.
+    assert_eq!(get(addr, "shop.example.com", "/only").await.pod(), "api-1");
+    assert_eq!(
+        get(addr, "shop.example.com", "/only/not").await.pod(),
+        "canary-1"
+    );
+    assert_eq!(vs_accepted(&s.gw, "shop", "newer").await.0, "True");
+    assert_eq!(vs_accepted(&s.gw, "shop", "older").await.0, "True");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_httproute_on_the_same_host_wins_and_allowed_routes_are_respected() {
+    let extra = vs("shop", "shop", "2024-01-01T00:00:00Z", SHOP_VS)
+        + &route(
+            "shop",
+            "web",
+            "  hostnames: [shop.example.com]\n  rules: [{backendRefs: [{name: web, port: 8080}]}]\n",
+        )
+        // Port 8080's listener admits only `infra`; this one is in `shop`.
+        + &vs(
+            "shop",
+            "internal",
+            "2023-01-01T00:00:00Z",
+            "  hosts: [app.internal.example]\n  gateways: [infra/gw]\n  http: [{route: [{destination: {host: api}}]}]\n",
+        )
+        // The same from `infra`, which the listener admits.
+        + &vs(
+            "infra",
+            "internal",
+            "2024-01-01T00:00:00Z",
+            "  hosts: [app.internal.example]\n  gateways: [gw]\n  http: [{route: [{destination: {host: web.shop.svc.cluster.local, port: {number: 8080}}}]}]\n",
+        );
+    let s = shop(&extra).await;
+    let addr = gw_addr(&s.gw);
+    // The HTTPRoute serves the host: the VirtualService's /api rewrite and canary are not used.
+    let r = send(
+        &client(),
+        addr,
+        "GET",
+        "shop.example.com",
+        "/api/x",
+        &[("x-canary", "1")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.pod(), "web-1");
+    assert_eq!(r.json()["path"], "/api/x");
+    let (ok, msg) = vs_accepted(&s.gw, "shop", "shop").await;
+    assert_eq!(ok, "False");
+    assert!(msg.contains("HTTPRoute shop/web"), "{msg}");
+
+    // Port 8080's listener admits only `infra`: there the `infra` VirtualService serves the
+    // host; on port 80, which admits both, the older `shop` one comes first.
+    let internal =
+        s.gw.bound_addr(&waygate_config::NsName::new("infra", "gw"), 8080)
+            .unwrap();
+    assert_eq!(
+        get(internal, "app.internal.example", "/").await.pod(),
+        "web-1"
+    );
+    assert_eq!(get(addr, "app.internal.example", "/").await.pod(), "api-1");
+    assert_eq!(vs_accepted(&s.gw, "shop", "internal").await.0, "True");
+    assert_eq!(vs_accepted(&s.gw, "infra", "internal").await.0, "True");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_virtual_service_no_listener_admits_says_why() {
+    let s = shop(&vs(
+        "shop",
+        "refused",
+        "2024-01-01T00:00:00Z",
+        // The private Gateway admits only `infra`.
+        "  hosts: [app.internal.example]\n  gateways: [infra/private]\n  http: [{route: [{destination: {host: api}}]}]\n",
+    ))
+    .await;
+    let private =
+        s.gw.bound_addr(&waygate_config::NsName::new("infra", "private"), 9090)
+            .unwrap();
+    assert_eq!(get(private, "app.internal.example", "/").await.status, 404);
+    let (ok, msg) = vs_accepted(&s.gw, "shop", "refused").await;
+    assert_eq!(ok, "False");
+    assert!(
+        msg.contains("spec.gateways") && msg.contains("allowedRoutes"),
+        "{msg}"
+    );
+}

@@ -151,3 +151,80 @@ fn the_demo_example_checks_clean() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("HTTPRoute demo/shop"), "{out}");
 }
+
+/// Istio objects Istio's validation refuses, one bad field each (and one object with several).
+const BAD_ISTIO: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: bad-vs, namespace: apps}
+spec:
+  hosts: [a.example.com]
+  http:
+  - match: [{uri: {regex: "/v[0-9+"}}]
+    route: [{destination: {host: a}}]
+  - match: [{uri: {exact: /x, prefix: /y}}]
+    redirect: {uri: /z}
+    route: [{destination: {host: a}}]
+---
+apiVersion: networking.istio.io/v1beta1
+kind: ServiceEntry
+metadata: {name: bad-se, namespace: apps}
+spec:
+  hosts: [ext.example.com]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: ext}}
+  endpoints: [{address: 192.0.2.1}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: bad-ap, namespace: apps}
+spec:
+  action: ALLOW
+  rules: [{to: [{operation: {methods: [GET], ports: [http]}}]}]
+"#;
+
+#[test]
+fn check_names_the_file_object_and_field_of_invalid_istio_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("istio.yaml"), BAD_ISTIO).unwrap();
+    let path = dir.path().to_str().unwrap();
+    let (code, out) = waygate(&["check", "--config", path]);
+    assert_eq!(code, 1, "{out}");
+    let errors: Vec<&str> = out.lines().filter(|l| l.starts_with("error: ")).collect();
+    let find = |object: &str| {
+        errors
+            .iter()
+            .find(|l| l.contains(object))
+            .unwrap_or_else(|| panic!("no error for {object}:\n{out}"))
+            .to_string()
+    };
+    let vs = find("VirtualService apps/bad-vs");
+    assert!(vs.contains("istio.yaml (document 0)"), "{vs}");
+    assert!(
+        vs.contains(
+            "spec.http[0].match[0].uri.regex: \"/v[0-9+\" is not a valid regular expression"
+        ),
+        "{vs}"
+    );
+    assert!(
+        vs.contains("spec.http[1].match[0].uri: set only one of exact, prefix and regex"),
+        "{vs}"
+    );
+    assert!(
+        vs.contains("spec.http[1].redirect: cannot be combined with rewrite or route"),
+        "{vs}"
+    );
+    let se = find("ServiceEntry apps/bad-se");
+    assert!(se.contains("istio.yaml (document 1)"), "{se}");
+    assert!(
+        se.contains("spec.workloadSelector: cannot be combined with spec.endpoints"),
+        "{se}"
+    );
+    let ap = find("AuthorizationPolicy apps/bad-ap");
+    assert!(ap.contains("istio.yaml (document 2)"), "{ap}");
+    assert!(
+        ap.contains("spec.rules[0].to[0].operation.ports[0]: \"http\" is not a port number"),
+        "{ap}"
+    );
+}

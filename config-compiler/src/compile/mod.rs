@@ -57,7 +57,7 @@ pub fn compile(resources: &Resources, options: &CompileOptions) -> (Snapshot, St
     listener_sets::merge_listener_sets(resources, &world, &mut gws);
     let mut route_status = routes::attach_routes(resources, &world, &mut gws, &mut clusters);
     kind_conflicts::resolve(&mut gws, &mut route_status);
-    let mut vs_book = virtual_services::VsBook::new(resources);
+    let mut vs_book = virtual_services::VsBook::new(resources, &world);
     vs_gateways::attach(&mut vs_book, &world, &mut gws, &mut clusters);
 
     let mut snapshot = Snapshot::default();
@@ -284,6 +284,13 @@ impl<'a> World<'a> {
     /// The ServiceEntries, sorted by namespace/name.
     pub(crate) fn service_entries(&self) -> impl Iterator<Item = &'a ServiceEntry> + use<'a> {
         self.service_entries.iter().map(|s| &s.object)
+    }
+
+    /// Every ServiceEntry with the file and document it came from.
+    pub(crate) fn sourced_service_entries(
+        &self,
+    ) -> impl Iterator<Item = &'a crate::resources::Sourced<ServiceEntry>> + use<'a> {
+        self.service_entries.iter()
     }
 
     /// The address allocated to a ServiceEntry host without `addresses`.

@@ -59,8 +59,9 @@ pub(super) struct VsBook<'a> {
 }
 
 impl<'a> VsBook<'a> {
-    /// Every VirtualService, oldest first.
-    pub(super) fn new(r: &'a Resources) -> Self {
+    /// Every VirtualService, oldest first, each validated whether or not it binds anywhere
+    /// (so `waygate check` names a bad field of one that is not used here).
+    pub(super) fn new(r: &'a Resources, world: &World<'_>) -> Self {
         let mut order: Vec<&Sourced<VirtualService>> = r.virtual_services.iter().collect();
         order.sort_by(|a, b| {
             let key = |v: &Sourced<VirtualService>| {
@@ -73,10 +74,29 @@ impl<'a> VsBook<'a> {
             };
             key(a).cmp(&key(b))
         });
+        let mut scratch = ClusterSet::default();
+        let problems = order
+            .iter()
+            .map(|v| {
+                let mut problems = Vec::new();
+                let ns = v.object.metadata.namespace();
+                for (i, h) in v.object.spec.http.iter().enumerate() {
+                    for (j, m) in h.matches.iter().enumerate() {
+                        if let Err(e) = compile_match(m) {
+                            problems.push(format!("spec.http[{i}].match[{j}]{e}"));
+                        }
+                    }
+                    if let Err(e) = compile_action(h, None, ns, 0, world, &mut scratch) {
+                        problems.push(format!("spec.http[{i}]{e}"));
+                    }
+                }
+                problems
+            })
+            .collect();
         let n = order.len();
         Self {
             order,
-            problems: vec![Vec::new(); n],
+            problems,
             used: vec![false; n],
         }
     }
@@ -88,8 +108,19 @@ impl<'a> VsBook<'a> {
             let mut s = ObjectStatus::new("VirtualService", m.namespace(), &m.name);
             s.source = Some(v.source.to_string());
             let mut c = Conditions::default();
-            c.set(match (self.problems[i].first(), self.used[i]) {
-                (Some(p), _) => Condition::new("Accepted", false, "Invalid", p.clone()),
+            let mut problems: Vec<&String> = Vec::new();
+            for p in &self.problems[i] {
+                if !problems.contains(&p) {
+                    problems.push(p);
+                }
+            }
+            let all = problems
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
+            c.set(match (problems.first(), self.used[i]) {
+                (Some(_), _) => Condition::new("Accepted", false, "Invalid", all),
                 (None, true) => Condition::new("Accepted", true, "Accepted", "applied"),
                 (None, false) => Condition::new(
                     "Accepted",
@@ -253,8 +284,17 @@ pub(super) fn entries_for(
 }
 
 fn regex(pattern: &str, what: &str) -> Result<regex::Regex, String> {
-    anchored_regex(pattern)
-        .map_err(|e| format!(".{what}.regex: {pattern:?} is not a valid regular expression: {e}"))
+    anchored_regex(pattern).map_err(|e| {
+        // The parser's message draws a caret under the anchored pattern over several lines;
+        // its last line says what is wrong.
+        let text = e.to_string();
+        let why = text
+            .lines()
+            .last()
+            .unwrap_or("")
+            .trim_start_matches("error: ");
+        format!(".{what}.regex: {pattern:?} is not a valid regular expression: {why}")
+    })
 }
 
 /// A VirtualService string match as a value condition ([VS-3]); `None` fields: present.
@@ -374,7 +414,7 @@ fn duration(s: &str, at: &str) -> Result<Duration, String> {
 
 /// [VS-4] A destination's cluster: a ServiceEntry host, else a Service (short name in the
 /// VirtualService's namespace); the port is the given one, the service's only one, or the
-/// port the request came in on.
+/// port the request came in on (0 while validating unbound: not checked).
 fn destination(
     d: &Destination,
     ns: &str,
@@ -394,7 +434,7 @@ fn destination(
         let port = given
             .or_else(|| (e.spec.ports.len() == 1).then(|| e.spec.ports[0].number))
             .unwrap_or(request_port);
-        if !e.spec.ports.iter().any(|p| p.number == port) {
+        if port != 0 && !e.spec.ports.iter().any(|p| p.number == port) {
             return Err(format!("{} has no port {port}", d.host));
         }
         let host = d.host.to_ascii_lowercase();
@@ -416,7 +456,7 @@ fn destination(
     let port = given
         .or_else(|| (ports.len() == 1).then(|| ports[0].port))
         .unwrap_or(request_port);
-    if !ports.iter().any(|p| p.port == port) {
+    if port != 0 && !ports.iter().any(|p| p.port == port) {
         return Err(format!("Service {svc} has no port {port}"));
     }
     let name = cluster_name(&svc, port);

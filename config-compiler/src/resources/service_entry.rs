@@ -40,6 +40,17 @@ pub struct ServiceEntrySpec {
     /// Namespaces the entry is visible to (`.` own, `*` all).
     #[serde(default)]
     pub export_to: Vec<String>,
+    /// `MESH_INTERNAL` entries may select Pods/WorkloadEntries instead of listing endpoints.
+    #[serde(default)]
+    pub workload_selector: Option<WorkloadSelector>,
+}
+
+/// `workloadSelector`: labels of the workloads behind the entry.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct WorkloadSelector {
+    /// Labels to match.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// One ServiceEntry port.

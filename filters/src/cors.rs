@@ -25,7 +25,33 @@ pub enum CorsError {
     /// A negative max age.
     #[error("CORS maxAge {0} is negative")]
     MaxAge(i64),
+    /// An origin regex that does not compile.
+    #[error("invalid CORS origin regex {0:?}: {1}")]
+    Regex(String, String),
 }
+
+/// An Istio `allowOrigins` entry: compared with the whole `Origin` header as sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginMatch {
+    /// The origin is exactly this (`*` allows any).
+    Exact(String),
+    /// The origin starts with this.
+    Prefix(String),
+    /// The whole origin matches this RE2-style expression.
+    Regex(String),
+}
+
+/// A compiled whole-string origin regex (compared by its pattern).
+#[derive(Debug, Clone)]
+struct OriginRegex(regex::Regex);
+
+impl PartialEq for OriginRegex {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for OriginRegex {}
 
 /// One `allowOrigins` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +67,12 @@ enum OriginPattern {
         wildcard: bool,
         port: u16,
     },
+    /// Istio's `exact`: the header as sent.
+    Exact(String),
+    /// Istio's `prefix`.
+    Prefix(String),
+    /// Istio's `regex`, anchored at both ends.
+    Regex(OriginRegex),
 }
 
 /// An origin split into (scheme, lowercase host, port with the scheme's default).
@@ -87,9 +119,32 @@ impl OriginPattern {
         })
     }
 
+    fn from_istio(m: &OriginMatch) -> Result<Self, CorsError> {
+        Ok(match m {
+            // Envoy treats a matcher that accepts `*` as "any origin".
+            OriginMatch::Exact(e) if e == "*" => Self::Any,
+            OriginMatch::Exact(e) => Self::Exact(e.clone()),
+            OriginMatch::Prefix(p) => Self::Prefix(p.clone()),
+            OriginMatch::Regex(r) => Self::Regex(OriginRegex(
+                regex::Regex::new(&format!("^(?:{r})$"))
+                    .map_err(|e| CorsError::Regex(r.clone(), e.to_string()))?,
+            )),
+        })
+    }
+
+    fn matches_raw(&self, origin: &str) -> Option<bool> {
+        match self {
+            Self::Exact(e) => Some(e == origin),
+            Self::Prefix(p) => Some(origin.starts_with(p.as_str())),
+            Self::Regex(r) => Some(r.0.is_match(origin)),
+            _ => None,
+        }
+    }
+
     fn matches(&self, origin: &(String, String, u16)) -> bool {
         match self {
             Self::Any => true,
+            Self::Exact(_) | Self::Prefix(_) | Self::Regex(_) => false,
             Self::Host {
                 scheme,
                 host,
@@ -123,6 +178,9 @@ impl std::fmt::Display for OriginPattern {
                 let star = if *wildcard { "*" } else { "" };
                 write!(f, "{scheme}://{star}{host}:{port}")
             }
+            Self::Exact(e) => write!(f, "exact:{e}"),
+            Self::Prefix(p) => write!(f, "prefix:{p}"),
+            Self::Regex(r) => write!(f, "regex:{}", r.0.as_str()),
         }
     }
 }
@@ -180,6 +238,10 @@ pub struct Cors {
     expose_headers: Vec<String>,
     max_age: u32,
     allow_credentials: bool,
+    /// Istio's `unmatchedPreflights: FORWARD`: a preflight from an origin not allowed goes on
+    /// to the backend instead of being answered here.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    forward_unmatched_preflights: bool,
 }
 
 /// The settings of a `CORS` filter as written.
@@ -197,6 +259,10 @@ pub struct CorsSettings<'a> {
     pub max_age: Option<i64>,
     /// `allowCredentials`.
     pub allow_credentials: bool,
+    /// Istio's `allowOrigins` (string matches on the whole header), beside `allow_origins`.
+    pub origin_matches: &'a [OriginMatch],
+    /// Istio's `unmatchedPreflights: FORWARD`.
+    pub forward_unmatched_preflights: bool,
 }
 
 /// Response headers CORS adds.
@@ -225,6 +291,7 @@ impl Cors {
             .allow_origins
             .iter()
             .map(|o| OriginPattern::parse(o))
+            .chain(s.origin_matches.iter().map(OriginPattern::from_istio))
             .collect::<Result<_, _>>()?;
         let allow_methods = Allowed::parse("allowMethods", s.allow_methods, |m| {
             http::Method::from_bytes(m.as_bytes())
@@ -246,11 +313,24 @@ impl Cors {
             expose_headers: s.expose_headers.to_vec(),
             max_age,
             allow_credentials: s.allow_credentials,
+            forward_unmatched_preflights: s.forward_unmatched_preflights,
         })
+    }
+
+    /// Whether a preflight from an origin that is not allowed goes on to the backend.
+    pub fn forwards_unmatched_preflights(&self) -> bool {
+        self.forward_unmatched_preflights
     }
 
     /// Whether responses may be shared with this `Origin`.
     pub fn allows_origin(&self, origin: &str) -> bool {
+        if self
+            .allow_origins
+            .iter()
+            .any(|p| p.matches_raw(origin) == Some(true))
+        {
+            return true;
+        }
         let Some(parsed) = split_origin(origin) else {
             return self.allow_origins.contains(&OriginPattern::Any);
         };
@@ -337,6 +417,41 @@ mod tests {
     }
 
     #[test]
+    fn istio_origin_matches_compare_the_whole_header() {
+        let m = [
+            OriginMatch::Exact("https://a.example".into()),
+            OriginMatch::Prefix("http://localhost:".into()),
+            OriginMatch::Regex("https://[a-z]+\\.b\\.example".into()),
+        ];
+        let c = Cors::new(&CorsSettings {
+            origin_matches: &m,
+            ..Default::default()
+        })
+        .unwrap();
+        for (origin, want) in [
+            ("https://a.example", true),
+            ("https://a.example:443", false),
+            ("http://localhost:3000", true),
+            ("https://www.b.example", true),
+            ("https://www.b.example.evil", false),
+            ("https://x.b.example:8443", false),
+        ] {
+            assert_eq!(c.allows_origin(origin), want, "{origin}");
+        }
+        let any = Cors::new(&CorsSettings {
+            origin_matches: &[OriginMatch::Exact("*".into())],
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(any.allows_origin("https://anything.example"));
+        let bad = Cors::new(&CorsSettings {
+            origin_matches: &[OriginMatch::Regex("(".into())],
+            ..Default::default()
+        });
+        assert!(matches!(bad, Err(CorsError::Regex(..))));
+    }
+
+    #[test]
     fn origins_exact_wildcard_and_default_ports_hf_5() {
         // [HF-5] exact origins, `*.bar.com` (any labels to the left), `*` for all; ports default
         // by scheme.
@@ -386,6 +501,7 @@ mod tests {
             expose_headers: &strings(&["x-header-3", "x-header-4"]),
             max_age: Some(3600),
             allow_credentials: true,
+            ..Default::default()
         })
         .unwrap();
         let h = c

@@ -119,7 +119,8 @@ pub(crate) fn decide(
                 }
             }
             // [HF-5] a preflight is answered here: with the CORS headers for an allowed origin,
-            // without any for another origin (so the browser refuses the actual request).
+            // without any for another origin (so the browser refuses the actual request), or,
+            // for a VirtualService, passed on to the backend.
             Filter::Cors(cors) => {
                 let Some(origin) = req.headers.get(&ORIGIN) else {
                     continue;
@@ -133,9 +134,16 @@ pub(crate) fn decide(
                             .get(&REQUEST_HEADERS)
                             .and_then(|v| v.to_str().ok()),
                     );
-                    return Decision::Reply(LocalReply::cors_preflight(
-                        headers.unwrap_or_default(),
-                    ));
+                    match headers {
+                        // Istio's default: a preflight the policy does not allow is the
+                        // backend's to answer.
+                        None if cors.forwards_unmatched_preflights() => continue,
+                        headers => {
+                            return Decision::Reply(LocalReply::cors_preflight(
+                                headers.unwrap_or_default(),
+                            ));
+                        }
+                    }
                 } else if let Some(headers) = cors.response_headers(origin) {
                     ctx.cors = headers;
                 }

@@ -118,6 +118,7 @@ fn compile_filter(
                     expose_headers: &spec.expose_headers,
                     max_age: spec.max_age,
                     allow_credentials: spec.allow_credentials.unwrap_or(false),
+                    ..Default::default()
                 })
                 .map_err(|e| invalid("UnsupportedValue", e.to_string()))?,
             )

@@ -10,7 +10,7 @@ use crate::request_match::{
     HeaderMatch, PathMatch, QueryMatch, RequestMatch, StringMatch, anchored_regex,
 };
 use crate::resources::virtual_service::{
-    Destination, Headers, HttpMatch, HttpRoute, StringMatch as VsMatch,
+    CorsPolicy, Destination, Headers, HttpMatch, HttpRoute, StringMatch as VsMatch,
 };
 use crate::resources::{NsName, Resources, Sourced, VirtualService};
 use crate::route_table::{
@@ -20,9 +20,11 @@ use crate::snapshot::GatewayIr;
 use crate::status::{Condition, Conditions, ObjectStatus};
 use std::sync::Arc;
 use std::time::Duration;
+use waygate_filters::cors::OriginMatch;
 use waygate_filters::fault::{Fault, Faulted, share};
 use waygate_filters::{
-    Filter, HeaderModifier, Mirror, PathRewrite, Redirect, RetryPolicy, Timeouts, UrlRewrite,
+    Cors, CorsSettings, Filter, HeaderModifier, Mirror, PathRewrite, Redirect, RetryPolicy,
+    Timeouts, UrlRewrite,
 };
 
 /// [VS-1] A VirtualService host as an FQDN pattern: short names (and `name.ns`) live in the
@@ -56,6 +58,8 @@ pub(super) struct VsBook<'a> {
     pub problems: Vec<Vec<String>>,
     /// Whether each was applied somewhere.
     pub used: Vec<bool>,
+    /// Where Gateway API routes took precedence over each (not an error: reported).
+    pub overridden: Vec<Vec<String>>,
 }
 
 impl<'a> VsBook<'a> {
@@ -98,6 +102,7 @@ impl<'a> VsBook<'a> {
             order,
             problems,
             used: vec![false; n],
+            overridden: vec![Vec::new(); n],
         }
     }
 
@@ -119,9 +124,21 @@ impl<'a> VsBook<'a> {
                 .map(|p| p.as_str())
                 .collect::<Vec<_>>()
                 .join("; ");
+            let overridden = self.overridden[i].join("; ");
             c.set(match (problems.first(), self.used[i]) {
                 (Some(_), _) => Condition::new("Accepted", false, "Invalid", all),
-                (None, true) => Condition::new("Accepted", true, "Accepted", "applied"),
+                (None, true) if overridden.is_empty() => {
+                    Condition::new("Accepted", true, "Accepted", "applied")
+                }
+                (None, true) => Condition::new(
+                    "Accepted",
+                    true,
+                    "Accepted",
+                    format!("applied; {overridden}"),
+                ),
+                (None, false) if !overridden.is_empty() => {
+                    Condition::new("Accepted", true, "Overridden", overridden)
+                }
                 (None, false) => Condition::new(
                     "Accepted",
                     true,
@@ -167,7 +184,7 @@ pub(super) fn attach(
             };
             // [VS-11] Gateway API routes attached to the service win.
             if m.routes.is_some() || !m.consumer_routes.is_empty() {
-                book.problems[i].push(format!(
+                book.overridden[i].push(format!(
                     "not applied to {}:{}: HTTPRoutes/GRPCRoutes are attached to it and take precedence",
                     m.host, m.port
                 ));
@@ -466,6 +483,50 @@ fn destination(
     })
 }
 
+/// `corsPolicy` as the CORS filter ([HF-5] semantics, Istio's origin matches and its
+/// default of forwarding preflights from origins it does not allow).
+fn cors(c: &CorsPolicy) -> Result<Cors, String> {
+    let mut origins = Vec::new();
+    for (k, o) in c.allow_origins.iter().enumerate() {
+        origins.push(match (&o.exact, &o.prefix, &o.regex) {
+            (Some(e), None, None) => OriginMatch::Exact(e.clone()),
+            (None, Some(p), None) => OriginMatch::Prefix(p.clone()),
+            (None, None, Some(r)) => OriginMatch::Regex(r.clone()),
+            _ => {
+                return Err(format!(
+                    ".corsPolicy.allowOrigins[{k}]: set exactly one of exact, prefix and regex"
+                ));
+            }
+        });
+    }
+    origins.extend(c.allow_origin.iter().cloned().map(OriginMatch::Exact));
+    let max_age = c
+        .max_age
+        .as_deref()
+        .map(|a| duration(a, ".corsPolicy.maxAge").map(|d| d.as_secs() as i64))
+        .transpose()?;
+    let forward = match c.unmatched_preflights.as_deref() {
+        None | Some("FORWARD" | "UNSPECIFIED") => true,
+        Some("IGNORE") => false,
+        Some(other) => {
+            return Err(format!(
+                ".corsPolicy.unmatchedPreflights: unknown value {other:?} (FORWARD or IGNORE)"
+            ));
+        }
+    };
+    Cors::new(&CorsSettings {
+        allow_methods: &c.allow_methods,
+        allow_headers: &c.allow_headers,
+        expose_headers: &c.expose_headers,
+        max_age,
+        allow_credentials: c.allow_credentials.unwrap_or(false),
+        origin_matches: &origins,
+        forward_unmatched_preflights: forward,
+        ..Default::default()
+    })
+    .map_err(|e| format!(".corsPolicy: {e}"))
+}
+
 /// Every retryable status `retryOn` names ([VS-9]).
 fn retry_codes(on: &str) -> Vec<i64> {
     let mut codes = Vec::new();
@@ -543,19 +604,33 @@ fn compile_action(
     if let Some(hd) = &h.headers {
         modifiers(hd, &mut filters, ".headers")?;
     }
-    if let Some(m) = &h.mirror {
-        let target = destination(m, ns, request_port, world, clusters)
-            .map_err(|e| format!(".mirror: {e}"))?;
+    if let Some(c) = &h.cors_policy {
+        filters.push(Filter::Cors(cors(c)?));
+    }
+    let mirrors = h
+        .mirror
+        .iter()
+        .map(|d| (d, h.mirror_percentage.as_ref(), ".mirror".to_string()))
+        .chain(h.mirrors.iter().enumerate().map(|(k, m)| {
+            (
+                &m.destination,
+                m.percentage.as_ref(),
+                format!(".mirrors[{k}]"),
+            )
+        }));
+    for (d, pct, at) in mirrors {
+        let target =
+            destination(d, ns, request_port, world, clusters).map_err(|e| format!("{at}: {e}"))?;
         if let BackendTarget::Cluster { index, name } = target {
-            let pct = h.mirror_percentage.as_ref().map_or(100.0, |p| p.value);
-            let per_million = share(pct).map_err(|e| format!(".mirrorPercentage: {e}"))?;
+            let pct = pct.map_or(100.0, |p| p.value);
+            let per_million = share(pct).map_err(|e| format!("{at}.percentage: {e}"))?;
             let mirror = Mirror::new(
                 index,
                 name,
                 None,
                 Some((i64::from(per_million), Some(1_000_000))),
             )
-            .map_err(|e| format!(".mirror: {e}"))?;
+            .map_err(|e| format!("{at}: {e}"))?;
             filters.push(Filter::RequestMirror(mirror));
         }
     }

@@ -57,7 +57,7 @@ pub(super) fn attach(
                 for host in effective {
                     let bucket = l.hosts.entry(host.clone()).or_default();
                     if let Some(route) = bucket.iter().find(|e| e.order.is_none()) {
-                        book.problems[rank].push(format!(
+                        book.overridden[rank].push(format!(
                             "not applied to {host} on listener {} of Gateway {}: {} {}/{} serves that host and takes precedence",
                             l.spec.name, gw.id, route.id.kind, route.id.namespace, route.id.name
                         ));

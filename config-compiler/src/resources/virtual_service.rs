@@ -66,6 +66,53 @@ pub struct HttpRoute {
     /// Header edits.
     #[serde(default)]
     pub headers: Option<Headers>,
+    /// Several mirrors, each with its own share.
+    #[serde(default)]
+    pub mirrors: Vec<HttpMirrorPolicy>,
+    /// Cross-origin resource sharing.
+    #[serde(default)]
+    pub cors_policy: Option<CorsPolicy>,
+}
+
+/// `mirrors[]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct HttpMirrorPolicy {
+    /// Where copies go.
+    #[serde(default)]
+    pub destination: Destination,
+    /// Share mirrored (default 100).
+    #[serde(default)]
+    pub percentage: Option<Percent>,
+}
+
+/// `corsPolicy`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CorsPolicy {
+    /// Origins allowed, each an exact/prefix/regex match on the whole `Origin`.
+    #[serde(default)]
+    pub allow_origins: Vec<StringMatch>,
+    /// Deprecated exact origins.
+    #[serde(default)]
+    pub allow_origin: Vec<String>,
+    /// `Access-Control-Allow-Methods`.
+    #[serde(default)]
+    pub allow_methods: Vec<String>,
+    /// `Access-Control-Allow-Headers`.
+    #[serde(default)]
+    pub allow_headers: Vec<String>,
+    /// `Access-Control-Expose-Headers`.
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    /// `Access-Control-Max-Age`, as a duration.
+    #[serde(default)]
+    pub max_age: Option<String>,
+    /// `Access-Control-Allow-Credentials`.
+    #[serde(default)]
+    pub allow_credentials: Option<bool>,
+    /// `FORWARD` (default) or `IGNORE` a preflight from an origin not allowed.
+    #[serde(default)]
+    pub unmatched_preflights: Option<String>,
 }
 
 /// `match[]`.

@@ -38,6 +38,14 @@ fn expand(host: &str, ns: &str) -> String {
     }
 }
 
+/// [VS-1] Whether a VirtualService host names `host`: as expanded in the VirtualService's
+/// namespace or, when it has a dot, as written (as Istio takes it), so that a two-label name
+/// that is not `name.ns`, like a ServiceEntry's `httpbin.example`, still names itself.
+fn names(vs_host: &str, ns: &str, host: &str) -> bool {
+    host_matches(&expand(vs_host, ns), host)
+        || (vs_host.contains('.') && host_matches(&vs_host.to_ascii_lowercase(), host))
+}
+
 fn host_matches(pattern: &str, host: &str) -> bool {
     pattern == "*"
         || pattern == host
@@ -82,11 +90,7 @@ pub(super) fn attach(
                 let vs = &v.object;
                 let ns = vs.metadata.namespace();
                 (vs.spec.gateways.is_empty() || vs.spec.gateways.iter().any(|g| g == "mesh"))
-                    && vs
-                        .spec
-                        .hosts
-                        .iter()
-                        .any(|h| host_matches(&expand(h, ns), &host))
+                    && vs.spec.hosts.iter().any(|h| names(h, ns, &host))
             }) else {
                 continue;
             };
@@ -517,6 +521,20 @@ mod tests {
             "reviews.x.svc.cluster.local",
             "reviews.y.svc.cluster.local"
         ));
+    }
+
+    #[test]
+    fn a_two_label_service_entry_host_names_itself_vs_1() {
+        // `httpbin.example` could be `name.ns`; it still names the ServiceEntry host.
+        assert!(names("httpbin.example", "egress", "httpbin.example"));
+        assert!(names(
+            "httpbin.example",
+            "egress",
+            "httpbin.example.svc.cluster.local"
+        ));
+        assert!(names("reviews", "x", "reviews.x.svc.cluster.local"));
+        assert!(!names("reviews", "x", "reviews"));
+        assert!(!names("httpbin.example", "egress", "other.example"));
     }
 
     #[test]

@@ -383,3 +383,38 @@ pub async fn log_line_with(parts: &[&str]) -> Option<String> {
     }
     None
 }
+
+/// The folder `examples/<name>` of the repository.
+pub fn example_dir(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name)
+}
+
+/// Every YAML file of `examples/<name>` (not its subfolders), in name order, as one
+/// multi-document text: what `waygate run --config examples/<name>` reads.
+pub fn example_yaml(name: &str) -> String {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(example_dir(name))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no YAML in examples/{name}");
+    files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+}
+
+/// `text` with its one occurrence of `from` replaced by `to` (a test-only value put in place
+/// of the example's fixed one); panics if `from` is not there exactly once.
+pub fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(
+        text.matches(from).count(),
+        1,
+        "{from:?} once in the example"
+    );
+    text.replacen(from, to, 1)
+}

@@ -419,6 +419,12 @@ pub fn replace_once(text: &str, from: &str, to: &str) -> String {
     text.replacen(from, to, 1)
 }
 
+/// `text` with all `n` occurrences of `from` replaced by `to`; panics on any other count.
+pub fn replace_n(text: &str, from: &str, to: &str, n: usize) -> String {
+    assert_eq!(text.matches(from).count(), n, "{from:?} in the example");
+    text.replace(from, to)
+}
+
 /// A development mesh CA in a temporary folder: identities for waygate and mesh clients.
 pub struct MeshCa {
     pub dir: tempfile::TempDir,

@@ -366,6 +366,9 @@ async fn mirrors_copy_each_request_to_every_mirror_with_a_share() {
     }
     let mut copies = api.served();
     copies.sort();
-    assert_eq!(copies, (0..5).map(|i| format!("/m/{i}")).collect::<Vec<_>>());
+    assert_eq!(
+        copies,
+        (0..5).map(|i| format!("/m/{i}")).collect::<Vec<_>>()
+    );
     assert_eq!(canary.request_count(), 0, "a 0% mirror gets nothing");
 }

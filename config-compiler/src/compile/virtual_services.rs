@@ -41,6 +41,14 @@ pub(super) fn expand(host: &str, ns: &str) -> String {
     }
 }
 
+/// [VS-1] Whether a VirtualService host names `host`: as expanded in the VirtualService's
+/// namespace or, when it has a dot, as written (as Istio takes it), so that a two-label name
+/// that is not `name.ns`, like a ServiceEntry's `httpbin.example`, still names itself.
+fn names(vs_host: &str, ns: &str, host: &str) -> bool {
+    host_matches(&expand(vs_host, ns), host)
+        || (vs_host.contains('.') && host_matches(&vs_host.to_ascii_lowercase(), host))
+}
+
 fn host_matches(pattern: &str, host: &str) -> bool {
     pattern == "*"
         || pattern == host
@@ -173,12 +181,7 @@ pub(super) fn attach(
             let Some(i) = book.order.iter().position(|v| {
                 let vs = &v.object;
                 let ns = vs.metadata.namespace();
-                binds_mesh(&vs.spec.gateways)
-                    && vs
-                        .spec
-                        .hosts
-                        .iter()
-                        .any(|h| host_matches(&expand(h, ns), &host))
+                binds_mesh(&vs.spec.gateways) && vs.spec.hosts.iter().any(|h| names(h, ns, &host))
             }) else {
                 continue;
             };
@@ -720,6 +723,20 @@ mod tests {
         assert!(Binding::Mesh.named_by(&[], "apps"));
         assert!(Binding::Mesh.named_by(&["infra/gw".into(), "mesh".into()], "apps"));
         assert!(!Binding::Mesh.named_by(&["infra/gw".into()], "apps"));
+    }
+
+    #[test]
+    fn a_two_label_service_entry_host_names_itself_vs_1() {
+        // `httpbin.example` could be `name.ns`; it still names the ServiceEntry host.
+        assert!(names("httpbin.example", "egress", "httpbin.example"));
+        assert!(names(
+            "httpbin.example",
+            "egress",
+            "httpbin.example.svc.cluster.local"
+        ));
+        assert!(names("reviews", "x", "reviews.x.svc.cluster.local"));
+        assert!(!names("reviews", "x", "reviews"));
+        assert!(!names("httpbin.example", "egress", "other.example"));
     }
 
     #[test]

@@ -26,14 +26,17 @@ pub(super) fn attach(
             if !binding.named_by(&vs.spec.gateways, ns) {
                 continue;
             }
-            // `*` stands for any host; other names are FQDNs or short Service names.
-            let hosts: Vec<String> = vs
-                .spec
-                .hosts
-                .iter()
-                .filter(|h| h.as_str() != "*")
-                .map(|h| expand(h, ns))
-                .collect();
+            // `*` stands for any host; a name with a dot also stands for itself ([VS-1]), a
+            // short one for a Service in the VirtualService's namespace.
+            let mut hosts: Vec<String> = Vec::new();
+            for h in vs.spec.hosts.iter().filter(|h| h.as_str() != "*") {
+                if h.contains('.') {
+                    hosts.push(h.to_ascii_lowercase());
+                }
+                hosts.push(expand(h, ns));
+            }
+            hosts.sort();
+            hosts.dedup();
             let mut admitted = false;
             for l in gw.listeners.iter_mut() {
                 if !l.programmed || !l.allows_kind("HTTPRoute") || !namespace_allowed(l, ns, world)

@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::Parser;
-use waygate_conformance::echo::{EchoIdentity, EchoServer};
+use waygate_conformance::echo::{EchoIdentity, EchoServer, PodMemory, tls::server_config};
+use waygate_conformance::pki::Issued;
 
 /// Command-line flags; identity flags fall back to the upstream echo server's environment variables.
 #[derive(Debug, Parser)]
@@ -26,6 +27,12 @@ struct Args {
     /// Pod name reported in responses [env: POD_NAME].
     #[arg(long)]
     pod: Option<String>,
+    /// Serve HTTPS with this certificate (PEM) instead of plain HTTP; needs `--tls-key`.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of `--tls-cert`.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 /// Uses the flag if given, else the environment variable, else an empty string.
@@ -59,10 +66,29 @@ async fn main() -> anyhow::Result<()> {
         service: flag_or_env(args.service, "SERVICE_NAME"),
         pod: flag_or_env(args.pod, "POD_NAME"),
     };
-    let server = EchoServer::start(args.listen, identity)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
-    eprintln!("waygate-echo listening on {} (http/1.1 + h2c)", server.addr);
+    let (server, protocols) = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let read = |p: &std::path::PathBuf| {
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+            };
+            let issued = Issued {
+                cert_pem: read(cert)?,
+                key_pem: read(key)?,
+            };
+            let config = server_config(&issued, None).context("loading the TLS certificate")?;
+            let server = EchoServer::start_tls(args.listen, identity, config, PodMemory::new())
+                .await
+                .with_context(|| format!("binding {}", args.listen))?;
+            (server, "https: http/1.1 + h2")
+        }
+        _ => {
+            let server = EchoServer::start(args.listen, identity)
+                .await
+                .with_context(|| format!("binding {}", args.listen))?;
+            (server, "http/1.1 + h2c")
+        }
+    };
+    eprintln!("waygate-echo listening on {} ({protocols})", server.addr);
     shutdown_signal().await?;
     server.shutdown().await;
     Ok(())

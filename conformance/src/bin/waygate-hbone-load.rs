@@ -49,14 +49,34 @@ struct Args {
     duration: u64,
     #[arg(long, value_enum, default_value_t = Mode::Reuse)]
     mode: Mode,
+    /// The request's method.
+    #[arg(long, default_value = "GET")]
+    method: http::Method,
+    /// The request's path (and query).
+    #[arg(long, default_value = "/")]
+    path: String,
+    /// The request's Host header.
+    #[arg(long, default_value = "bench.svc")]
+    host: String,
+}
+
+/// What each request asks for.
+#[derive(Clone)]
+struct Target {
+    method: http::Method,
+    path: String,
+    host: String,
 }
 
 async fn one_request(
     send: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+    target: &Target,
 ) -> anyhow::Result<bool> {
     send.ready().await?;
-    let req = http::Request::get("/")
-        .header("host", "bench.svc")
+    let req = http::Request::builder()
+        .method(target.method.clone())
+        .uri(target.path.as_str())
+        .header("host", target.host.as_str())
         .body(Empty::new())?;
     let resp = send.send_request(req).await?;
     let ok = resp.status().is_success();
@@ -91,21 +111,27 @@ async fn main() -> anyhow::Result<()> {
     let failed = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let end = start + Duration::from_secs(args.duration);
+    let target = Target {
+        method: args.method.clone(),
+        path: args.path.clone(),
+        host: args.host.clone(),
+    };
     let mut tasks = Vec::new();
     for _ in 0..args.concurrency {
-        let (client, ok, failed, dest, mode) = (
+        let (client, ok, failed, dest, mode, target) = (
             client.clone(),
             ok.clone(),
             failed.clone(),
             args.dest,
             args.mode,
+            target.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let mut reused = None;
             while Instant::now() < end {
                 let outcome = match mode {
                     Mode::New => match tunnel_sender(&client, dest).await {
-                        Ok(mut s) => one_request(&mut s).await,
+                        Ok(mut s) => one_request(&mut s, &target).await,
                         Err(e) => Err(e),
                     },
                     Mode::Reuse => {
@@ -113,7 +139,7 @@ async fn main() -> anyhow::Result<()> {
                             reused = tunnel_sender(&client, dest).await.ok();
                         }
                         match reused.as_mut() {
-                            Some(s) => one_request(s).await,
+                            Some(s) => one_request(s, &target).await,
                             None => Err(anyhow::anyhow!("no tunnel")),
                         }
                     }

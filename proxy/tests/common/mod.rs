@@ -383,3 +383,176 @@ pub async fn log_line_with(parts: &[&str]) -> Option<String> {
     }
     None
 }
+
+/// The folder `examples/<name>` of the repository.
+pub fn example_dir(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name)
+}
+
+/// Every YAML file of `examples/<name>` (not its subfolders), in name order, as one
+/// multi-document text: what `waygate run --config examples/<name>` reads.
+pub fn example_yaml(name: &str) -> String {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(example_dir(name))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no YAML in examples/{name}");
+    files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+}
+
+/// `text` with its one occurrence of `from` replaced by `to` (a test-only value put in place
+/// of the example's fixed one); panics if `from` is not there exactly once.
+pub fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(
+        text.matches(from).count(),
+        1,
+        "{from:?} once in the example"
+    );
+    text.replacen(from, to, 1)
+}
+
+/// `text` with all `n` occurrences of `from` replaced by `to`; panics on any other count.
+pub fn replace_n(text: &str, from: &str, to: &str, n: usize) -> String {
+    assert_eq!(text.matches(from).count(), n, "{from:?} in the example");
+    text.replace(from, to)
+}
+
+/// A development mesh CA in a temporary folder: identities for waygate and mesh clients.
+pub struct MeshCa {
+    pub dir: tempfile::TempDir,
+    pub bundle: std::path::PathBuf,
+}
+
+impl MeshCa {
+    pub fn new() -> MeshCa {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = waygate::mesh::dev_ca::init(dir.path(), "cluster.local", false).unwrap();
+        MeshCa { dir, bundle }
+    }
+
+    /// The files `waygate run --identity-cert … --identity-key … --trust-bundle …` takes for
+    /// `spiffe://cluster.local/ns/<ns>/sa/<sa>`.
+    pub fn identity(&self, ns: &str, sa: &str) -> waygate::mesh::IdentityFiles {
+        let (cert, key) =
+            waygate::mesh::dev_ca::issue(self.dir.path(), "cluster.local", ns, sa).unwrap();
+        waygate::mesh::IdentityFiles {
+            cert,
+            key,
+            trust_bundle: self.bundle.clone(),
+            trust_domain: "cluster.local".into(),
+        }
+    }
+
+    /// A mesh client `ns/sa/<sa>` connected over HBONE to the waypoint at `addr`, which must
+    /// present `waypoint_id`.
+    pub async fn client(
+        &self,
+        addr: SocketAddr,
+        ns: &str,
+        sa: &str,
+        waypoint_id: &str,
+    ) -> waygate_conformance::hbone::HboneClient {
+        let files = self.identity(ns, sa);
+        let id = waygate_conformance::pki::Issued {
+            cert_pem: std::fs::read_to_string(files.cert).unwrap(),
+            key_pem: std::fs::read_to_string(files.key).unwrap(),
+        };
+        let ca = std::fs::read_to_string(&self.bundle).unwrap();
+        let cfg = waygate_conformance::hbone::client_config(&ca, Some(&id), waypoint_id).unwrap();
+        waygate_conformance::hbone::HboneClient::connect(addr, "waypoint", cfg)
+            .await
+            .unwrap()
+    }
+}
+
+/// Start the Gateway `gateway` of `yaml` (the text of `examples/<name>`) under the mesh
+/// identity `identity`, on ephemeral ports: `waygate run --config examples/<name> --gateway …`.
+pub async fn run_example(
+    name: &str,
+    yaml: String,
+    gateway: &NsName,
+    identity: Option<waygate::mesh::IdentityFiles>,
+) -> Arc<Gateway> {
+    Gateway::start(GatewayOptions {
+        source: ConfigSource::Inline {
+            name: format!("examples/{name}"),
+            text: yaml,
+        },
+        bind: BindPlan::Ephemeral("127.0.0.1".parse().unwrap()),
+        admin: Some("127.0.0.1:0".parse().unwrap()),
+        gateways: vec![gateway.clone()],
+        watch: false,
+        dns_server: None,
+        identity,
+    })
+    .await
+    .unwrap()
+}
+
+/// An HTTP/1.1 keep-alive connection inside one HBONE tunnel.
+pub struct TunnelHttp {
+    send: hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+}
+
+impl TunnelHttp {
+    /// Open a tunnel to `dest` (a `VIP:port`) and start HTTP/1.1 in it.
+    pub async fn open(client: &waygate_conformance::hbone::HboneClient, dest: &str) -> TunnelHttp {
+        let tunnel = client.open(dest.parse().unwrap()).await.unwrap();
+        let (send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tunnel))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        TunnelHttp { send }
+    }
+
+    /// One request on this connection, read whole.
+    pub async fn request(&mut self, method: &str, host: &str, path: &str) -> Reply {
+        self.send.ready().await.unwrap();
+        let req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", host)
+            .body(Empty::new())
+            .unwrap();
+        let resp = self.send.send_request(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+}
+
+/// One request through a new tunnel to `dest`.
+pub async fn mesh_request(
+    client: &waygate_conformance::hbone::HboneClient,
+    dest: &str,
+    method: &str,
+    host: &str,
+    path: &str,
+) -> Reply {
+    TunnelHttp::open(client, dest)
+        .await
+        .request(method, host, path)
+        .await
+}
+
+/// The captured access-log lines (target `waygate::access`) that contain every one of `parts`.
+pub fn access_lines_with(parts: &[&str]) -> usize {
+    let text = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
+    text.lines()
+        .filter(|l| l.contains("waygate::access") && parts.iter().all(|p| l.contains(p)))
+        .count()
+}

@@ -372,7 +372,7 @@ async fn a_rotated_identity_is_served_to_new_handshakes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_ingress_gateway_reaches_a_waypointed_service_only_through_its_waypoint() {
+async fn an_ingress_gateway_reaches_a_labelled_waypointed_service_only_through_its_waypoint() {
     captured_logs();
     let dir = tempfile::tempdir().unwrap();
     let bundle = dev_ca::init(dir.path(), "cluster.local", false).unwrap();
@@ -386,11 +386,15 @@ async fn an_ingress_gateway_reaches_a_waypointed_service_only_through_its_waypoi
         }
     };
     let backend = echo("apps", "reviews", "reviews-v1").await;
-    let reviews = format!(
-        "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: reviews\n  namespace: apps\n  labels: {{istio.io/use-waypoint: waypoint, istio.io/use-waypoint-namespace: mesh}}\nspec:\n  clusterIP: {VIP}\n  ports: [{{name: http, port: 9080}}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: reviews-1, namespace: apps, labels: {{kubernetes.io/service-name: reviews}}}}\naddressType: IPv4\nports: [{{name: http, port: {}}}]\nendpoints: [{{addresses: [\"{}\"]}}]\n",
-        backend.addr.port(),
-        backend.addr.ip()
-    );
+    // [AM-4] `istio.io/ingress-use-waypoint` sends the ingress's traffic through the waypoint.
+    let reviews_labelled = |ingress_label: &str| {
+        format!(
+            "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: reviews\n  namespace: apps\n  labels: {{istio.io/use-waypoint: waypoint, istio.io/use-waypoint-namespace: mesh{ingress_label}}}\nspec:\n  clusterIP: {VIP}\n  ports: [{{name: http, port: 9080}}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: reviews-1, namespace: apps, labels: {{kubernetes.io/service-name: reviews}}}}\naddressType: IPv4\nports: [{{name: http, port: {}}}]\nendpoints: [{{addresses: [\"{}\"]}}]\n",
+            backend.addr.port(),
+            backend.addr.ip()
+        )
+    };
+    let reviews = reviews_labelled(", istio.io/ingress-use-waypoint: \"true\"");
     let start = |yaml: String, id: IdentityFiles| async move {
         Gateway::start(GatewayOptions {
             source: ConfigSource::Inline {
@@ -423,7 +427,7 @@ async fn an_ingress_gateway_reaches_a_waypointed_service_only_through_its_waypoi
         "web",
         &web_ca.server(&["shop.example.com"]).unwrap(),
     );
-    let ingress_yaml_for = |wp: SocketAddr| {
+    let ingress_yaml_for = |wp: SocketAddr, reviews: &str| {
         format!(
             r#"apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
@@ -454,10 +458,10 @@ endpoints: [{{addresses: ["{}"]}}]
 "#,
             wp.port(),
             wp.ip()
-        ) + &reviews
+        ) + reviews
             + &web_secret
     };
-    let ingress = start(ingress_yaml_for(wp), identity("infra", "ingress")).await;
+    let ingress = start(ingress_yaml_for(wp, &reviews), identity("infra", "ingress")).await;
     let https = ingress
         .bound_addr(&NsName::new("infra", "gw"), 443)
         .unwrap();
@@ -495,7 +499,7 @@ endpoints: [{{addresses: ["{}"]}}]
         .unwrap()
         .local_addr()
         .unwrap();
-    let unreachable_yaml = ingress_yaml_for(dead);
+    let unreachable_yaml = ingress_yaml_for(dead, &reviews);
     let ingress2 = start(unreachable_yaml, identity("infra", "ingress")).await;
     let https2 = ingress2
         .bound_addr(&NsName::new("infra", "gw"), 443)
@@ -505,12 +509,33 @@ endpoints: [{{addresses: ["{}"]}}]
         Some("shop.example.com"),
         "shop.example.com",
         "/no-waypoint",
-        cfg,
+        cfg.clone(),
     )
     .await
     .unwrap();
     assert_eq!(r.status, 503, "{}", r.body);
     assert!(!backend.served().iter().any(|p| p == "/no-waypoint"));
+
+    // Without the label the ingress goes straight to the endpoints, waypoint or not.
+    let ingress3 = start(
+        ingress_yaml_for(dead, &reviews_labelled("")),
+        identity("infra", "ingress"),
+    )
+    .await;
+    let https3 = ingress3
+        .bound_addr(&NsName::new("infra", "gw"), 443)
+        .unwrap();
+    let r = waygate_conformance::pki::https_get(
+        https3,
+        Some("shop.example.com"),
+        "shop.example.com",
+        "/direct",
+        cfg,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(backend.served().iter().any(|p| p == "/direct"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -174,3 +174,170 @@ async fn a_virtual_service_subset_sends_to_the_pods_with_its_labels_dr_1() {
     assert_eq!((status, body.as_str()), (503, "no healthy upstream"));
     drop((v1, v2a, v2b));
 }
+
+/// A DestinationRule `apps/<name>` for Service `apps/<host>` with `policy` as its spec's
+/// `trafficPolicy` (flow YAML).
+fn rule(name: &str, host: &str, policy: &str) -> String {
+    format!(
+        "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: {name}, namespace: apps}}\nspec:\n  host: {host}\n  trafficPolicy: {policy}\n"
+    )
+}
+
+/// An HTTPRoute sending `/<svc>` to Service `apps/<svc>` port 8080.
+fn route_to(svc: &str) -> String {
+    route(
+        "apps",
+        svc,
+        &format!(
+            "  rules:\n  - matches: [{{path: {{type: PathPrefix, value: /{svc}}}}}]\n    backendRefs: [{{name: {svc}, port: 8080}}]\n"
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consistent_hash_on_a_header_keeps_each_user_on_one_endpoint_dr_5() {
+    let pods = [
+        echo("apps", "web", "web-1").await,
+        echo("apps", "web", "web-2").await,
+        echo("apps", "web", "web-3").await,
+    ];
+    let addrs: Vec<SocketAddr> = pods.iter().map(|p| p.addr).collect();
+    let gw = start_inline(
+        gateway_yaml()
+            + &service_yaml("apps", "web", &addrs)
+            + &route_to("web")
+            + &rule(
+                "web",
+                "web",
+                "{loadBalancer: {consistentHash: {httpHeaderName: x-user}}}",
+            ),
+    )
+    .await;
+    let addr = gw_addr(&gw);
+    let c = client();
+    let mut homes = std::collections::BTreeSet::new();
+    for u in 0..20 {
+        let user = format!("user-{u}");
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..5 {
+            let r = send(&c, addr, "GET", "shop", "/web", &[("x-user", &user)])
+                .await
+                .unwrap();
+            assert_eq!(r.status, 200, "{}", r.body);
+            seen.insert(r.pod());
+        }
+        assert_eq!(seen.len(), 1, "{user} moved between {seen:?}");
+        homes.extend(seen);
+    }
+    // 20 users over 3 endpoints all hashing to one: (1/3)^19 — the keys really spread.
+    assert!(homes.len() > 1, "every user went to {homes:?}");
+    // The effective policy is in /config_dump.
+    let dump = admin_get(&gw, "/config_dump").await.json();
+    let cluster = dump["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "outbound|8080||web.apps.svc.cluster.local")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        cluster["policy"]["loadBalancer"],
+        serde_json::json!({"CONSISTENT_HASH": {"header": "x-user"}}),
+        "{cluster}"
+    );
+    assert_eq!(cluster["policy"]["source"], "DestinationRule apps/web");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_connection_pool_limit_answers_503_uo_dr_3() {
+    captured_logs();
+    // The first request is held for a while (a bound, not a measurement): while it is in
+    // flight the cluster is at its limit of one.
+    let slow = Recorder::start(|n| Answer {
+        status: 200,
+        delay: std::time::Duration::from_secs(if n == 0 { 5 } else { 0 }),
+    })
+    .await;
+    let gw = start_inline(
+        gateway_yaml()
+            + &service_yaml("apps", "slow", &[slow.addr])
+            + &route_to("slow")
+            + &rule(
+                "slow",
+                "slow.apps.svc.cluster.local",
+                "{connectionPool: {http: {http2MaxRequests: 1, maxRequestsPerConnection: 1}}}",
+            ),
+    )
+    .await;
+    let addr = gw_addr(&gw);
+    let first = tokio::spawn(async move { get(addr, "shop", "/slow/held").await });
+    slow.wait_for(1).await;
+    assert_eq!(slow.count(), 1, "the first request must be in flight");
+    let second = get(addr, "shop", "/slow/overflow").await;
+    assert_eq!(second.status, 503);
+    assert_eq!(
+        second.body,
+        "upstream connect error or disconnect/reset before headers. reset reason: overflow"
+    );
+    let line = log_line_with(&["/slow/overflow", "flag=\"UO\""]).await;
+    assert!(line.is_some(), "no access-log line with flag UO");
+    assert_eq!(first.await.unwrap().status, 200);
+    // Once the first is done there is room again.
+    assert_eq!(get(addr, "shop", "/slow/after").await.status, 200);
+    assert_eq!(
+        slow.count(),
+        2,
+        "the refused request never reached the upstream"
+    );
+    // maxRequestsPerConnection 1: every upstream request asks for its connection to close.
+    for r in slow.requests() {
+        assert_eq!(
+            r.headers.get("connection").map(|v| v.as_bytes()),
+            Some(&b"close"[..]),
+            "{}",
+            r.path
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_endpoint_is_ejected_after_consecutive_5xx_dr_4() {
+    let bad = Recorder::start(|_| Answer::status(500)).await;
+    let good = echo("apps", "api", "api-good").await;
+    let gw = start_inline(
+        gateway_yaml()
+            + &service_yaml("apps", "api", &[bad.addr, good.addr])
+            + &route_to("api")
+            // The default maxEjectionPercent (10) still lets one of two endpoints go.
+            + &rule(
+                "api",
+                "api",
+                "{outlierDetection: {consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 5m}}",
+            ),
+    )
+    .await;
+    let addr = gw_addr(&gw);
+    let c = client();
+    let mut errors = 0;
+    // Round robin: within six requests the bad endpoint has failed three times in a row.
+    for i in 0..6 {
+        let r = send(&c, addr, "GET", "shop", &format!("/api/{i}"), &[])
+            .await
+            .unwrap();
+        if r.status == 500 {
+            errors += 1;
+        } else {
+            assert_eq!(r.pod(), "api-good");
+        }
+    }
+    assert_eq!((errors, bad.count()), (3, 3));
+    // Ejected: everything goes to the good endpoint now.
+    for i in 0..20 {
+        let r = send(&c, addr, "GET", "shop", &format!("/api/after-{i}"), &[])
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.pod(), "api-good");
+    }
+    assert_eq!(bad.count(), 3, "an ejected endpoint gets no requests");
+}

@@ -1,6 +1,7 @@
 //! DestinationRule traffic policy end to end ([DR-1], [DR-3], [DR-4], [DR-5]): subsets chosen by
 //! Pod labels through a VirtualService at the waypoint, consistent-hash stickiness, the
-//! connection-pool limit answering 503 `UO`, and outlier detection ejecting a failing endpoint.
+//! connection-pool limit answering 503 `UO`, and outlier detection ejecting a failing endpoint
+//! (and keeping it ejected across a hot reload).
 
 mod common;
 
@@ -340,4 +341,15 @@ async fn a_failing_endpoint_is_ejected_after_consecutive_5xx_dr_4() {
         assert_eq!(r.pod(), "api-good");
     }
     assert_eq!(bad.count(), 3, "an ejected endpoint gets no requests");
+    // A hot reload builds a new Snapshot; the unchanged endpoint stays ejected.
+    let generation = gw.state().status().generation;
+    gw.reload().await.unwrap();
+    assert_eq!(gw.state().status().generation, generation + 1);
+    for i in 0..10 {
+        let r = send(&c, addr, "GET", "shop", &format!("/api/reloaded-{i}"), &[])
+            .await
+            .unwrap();
+        assert_eq!(r.pod(), "api-good", "{}", r.body);
+    }
+    assert_eq!(bad.count(), 3, "the ejection survived the reload");
 }

@@ -12,6 +12,7 @@ pub mod route_table;
 pub mod snapshot;
 pub mod status;
 pub mod tls_material;
+pub mod traffic_policy;
 pub mod upstream_tls;
 
 pub use compile::{CompileOptions, compile};

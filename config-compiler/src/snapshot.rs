@@ -254,7 +254,7 @@ pub struct ListenerIr {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Cluster {
-    /// `outbound|<port>||<service>.<namespace>.svc.cluster.local`.
+    /// `outbound|<port>|<subset>|<service>.<namespace>.svc.cluster.local`.
     pub name: String,
     /// The Service.
     pub service: NsName,
@@ -288,6 +288,13 @@ pub struct Cluster {
     /// Round-robin cursor (the only mutable thing, an atomic).
     #[serde(skip)]
     pub cursor: AtomicUsize,
+    /// [DR-1] The DestinationRule subset these endpoints are (`outbound|<port>|<subset>|<host>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subset: Option<String>,
+    /// [DR-3]..[DR-5] The effective DestinationRule traffic policy; `None`: no rule applies
+    /// (round robin, no limits, no outlier detection).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<std::sync::Arc<crate::traffic_policy::TrafficPolicy>>,
 }
 
 /// An endpoint in the ambient mesh and the workload identity its node's ztunnel must present

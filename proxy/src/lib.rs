@@ -4,7 +4,9 @@
 pub mod access_log;
 pub mod admin;
 pub mod authz;
+pub mod balancer;
 pub mod dns;
+mod endpoint_choice;
 pub mod forwarded;
 pub mod gateway;
 pub mod headers;
@@ -12,6 +14,7 @@ pub mod listener;
 pub mod local_reply;
 pub mod mesh;
 pub mod mirror;
+pub mod outlier;
 pub mod proxy_app;
 pub mod reload;
 pub mod routing;
@@ -20,6 +23,7 @@ pub mod tls;
 pub mod tls_route;
 pub mod upgrade;
 pub mod upstream;
+pub mod upstream_state;
 
 pub use gateway::{Gateway, GatewayOptions};
 pub use listener::BindPlan;

@@ -49,6 +49,14 @@ impl LocalReply {
     pub fn no_healthy_upstream() -> Self {
         Self::new(503, "no healthy upstream", "UH")
     }
+    /// [DR-3] 503 when the cluster's connection-pool limit is reached (Envoy's overflow).
+    pub fn overflow() -> Self {
+        Self::new(
+            503,
+            "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+            "UO",
+        )
+    }
     /// 503 when connecting to the endpoint failed ([EC-3]).
     pub fn connect_failure() -> Self {
         Self::new(

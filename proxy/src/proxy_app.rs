@@ -23,6 +23,7 @@ use crate::forwarded::{X_FORWARDED_FOR, append_xff};
 use crate::headers::ResponseHeaders;
 use crate::local_reply::LocalReply;
 use crate::mirror::{MIRROR_BODY_LIMIT, MirrorCopy, Mirrorer};
+use crate::outlier::Outcome;
 use crate::routing::{Decision, decide};
 use crate::state::SharedState;
 use crate::tls::DownstreamTls;
@@ -106,6 +107,10 @@ pub struct RequestCtx {
     pub(crate) fault_delay: Option<std::time::Duration>,
     /// [SE-2] The chosen cluster's endpoints come from DNS: resolve before connecting.
     pub(crate) resolve: Option<usize>,
+    /// The upstream state table published with `snapshot`.
+    pub(crate) upstreams: Option<Arc<crate::upstream_state::UpstreamStates>>,
+    /// [DR-3]..[DR-5] The chosen cluster, its policy, and what the request holds there.
+    pub(crate) chosen: Option<crate::endpoint_choice::Chosen>,
 }
 
 /// Copies to send once the request body is complete.
@@ -285,7 +290,9 @@ impl ProxyHttp for GatewayProxy {
     ) -> pingora::Result<bool> {
         let started = Instant::now();
         ctx.started = Some(started);
-        let snapshot = self.state.snapshot();
+        let served = self.state.served();
+        let snapshot = served.snapshot.clone();
+        ctx.upstreams = Some(served.upstreams.clone());
         let decision = decide(self, &snapshot, session, ctx);
         ctx.deadline = ctx
             .action
@@ -349,6 +356,9 @@ impl ProxyHttp for GatewayProxy {
         if ctx.attempts > 1 {
             prepare_retry(ctx).await?;
         }
+        if let Some(c) = ctx.chosen.as_mut() {
+            c.recorded = false;
+        }
         let addr = ctx
             .upstream
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no upstream chosen"))?;
@@ -372,6 +382,21 @@ impl ProxyHttp for GatewayProxy {
             o.total_connection_timeout = Some(b);
             o.read_timeout = Some(b);
             o.write_timeout = Some(b);
+        }
+        // [DR-3] connectTimeout (within the attempt's budget) and the pool's idle timeout.
+        if let Some(pool) = ctx
+            .chosen
+            .as_ref()
+            .and_then(|c| c.policy.as_ref())
+            .map(|p| &p.connection_pool)
+        {
+            let o = &mut peer.options;
+            if let Some(t) = pool.connect_timeout {
+                o.connection_timeout = Some(o.connection_timeout.map_or(t, |b| b.min(t)));
+            }
+            if pool.idle_timeout.is_some() {
+                o.idle_timeout = pool.idle_timeout;
+            }
         }
         Ok(Box::new(peer))
     }
@@ -429,6 +454,11 @@ impl ProxyHttp for GatewayProxy {
             // [EC-2] retries carry the attempt number.
             upstream.insert_header("x-envoy-attempt-count", ctx.attempts.to_string())?;
         }
+        // [DR-3] maxRequestsPerConnection: 1. Pingora's pool has no per-connection request
+        // count, but it never reuses a connection whose request said `close`.
+        if !ctx.h2c_upstream && ctx.chosen.as_ref().is_some_and(|c| c.no_keepalive()) {
+            upstream.insert_header(http::header::CONNECTION, "close")?;
+        }
         Ok(())
     }
 
@@ -441,6 +471,7 @@ impl ProxyHttp for GatewayProxy {
         if resp.status.is_informational() {
             return Ok(());
         }
+        crate::endpoint_choice::record(ctx, Outcome::Status(resp.status.as_u16()));
         if ctx.attempt_deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(timeout_error("response headers arrived after the timeout"));
         }
@@ -530,6 +561,7 @@ impl ProxyHttp for GatewayProxy {
         ctx: &mut Self::CTX,
         mut e: Box<Error>,
     ) -> Box<Error> {
+        crate::endpoint_choice::record(ctx, Outcome::LocalFailure);
         // [HT-2] connection errors are retried by a retry policy.
         if retry_allowed(session, ctx) {
             e.set_retry(true);
@@ -546,6 +578,10 @@ impl ProxyHttp for GatewayProxy {
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
+        if *e.esource() == ErrorSource::Upstream {
+            // [DR-4] No status arrived (or it was counted already): a reset or a timeout.
+            crate::endpoint_choice::record(ctx, Outcome::LocalFailure);
+        }
         if ctx.retry_status.take().is_some() {
             // upstream_response_filter already decided.
             e.set_retry(true);
@@ -636,17 +672,23 @@ async fn prepare_retry(ctx: &mut RequestCtx) -> pingora::Result<()> {
         }
         tokio::time::sleep(wait).await;
     }
-    let next = ctx
-        .snapshot
-        .as_ref()
-        .zip(ctx.action.as_ref())
-        .and_then(|(s, a)| match &a.backends.get(ctx.backend)?.target {
-            BackendTarget::Cluster { index, .. } => s.clusters.get(*index)?.next_endpoint(),
-            BackendTarget::Invalid { .. } => None,
-        });
     // An HBONE attempt keeps its tunnel target (the endpoint is behind `upstream`'s ztunnel
-    // or waypoint); a plain one moves to the next endpoint.
-    if next.is_some() && ctx.hbone_target.is_none() {
+    // or waypoint); a plain one moves to another endpoint.
+    let next = if ctx.hbone_target.is_some() {
+        None
+    } else if ctx.chosen.is_some() {
+        let from = ctx.upstream;
+        crate::endpoint_choice::repick(ctx, from)
+    } else {
+        ctx.snapshot
+            .as_ref()
+            .zip(ctx.action.as_ref())
+            .and_then(|(s, a)| match &a.backends.get(ctx.backend)?.target {
+                BackendTarget::Cluster { index, .. } => s.clusters.get(*index)?.next_endpoint(),
+                BackendTarget::Invalid { .. } => None,
+            })
+    };
+    if next.is_some() {
         ctx.upstream = next;
     }
     if let Some(m) = ctx.mirror.as_mut() {

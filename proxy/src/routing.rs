@@ -74,7 +74,7 @@ pub(crate) fn decide(
             .and_then(|t| t.peer_identity.as_deref())
             .and_then(spiffe_namespace);
         let Some(table) = service.routes_for(caller) else {
-            return mesh_default(snapshot, service, ctx);
+            return mesh_default(snapshot, service, session, ctx);
         };
         let Some(entry) = table.virtual_host(&host).and_then(|vh| vh.find(&view)) else {
             return Decision::Reply(LocalReply::no_route());
@@ -233,7 +233,15 @@ pub(crate) fn decide(
                     _ => Decision::Reply(LocalReply::no_healthy_upstream()),
                 };
             }
-            let endpoint = cluster.and_then(|c| c.next_endpoint());
+            let endpoint =
+                match crate::endpoint_choice::admit_and_pick(ctx, snapshot, *c, session, None) {
+                    Ok(e) => e,
+                    Err(overflow) => {
+                        ctx.backend = index;
+                        ctx.action = Some(action);
+                        return Decision::Reply(overflow);
+                    }
+                };
             if let Some(m) = cluster.zip(endpoint).and_then(|(c, e)| c.mesh_endpoint(e)) {
                 ctx.backend = index;
                 ctx.action = Some(action);
@@ -312,13 +320,23 @@ fn tunnel_destination(session: &Session) -> Option<SocketAddr> {
 fn mesh_default(
     snapshot: &Snapshot,
     service: &waygate_config::snapshot::MeshService,
+    session: &Session,
     ctx: &mut RequestCtx,
 ) -> Decision {
     let Some(cluster) = snapshot.clusters.get(service.cluster) else {
         return Decision::Reply(LocalReply::no_route());
     };
     ctx.h2c_upstream = cluster.app_protocol.as_deref() == Some("kubernetes.io/h2c");
-    let endpoint = service.pinned.or_else(|| cluster.next_endpoint());
+    let endpoint = match crate::endpoint_choice::admit_and_pick(
+        ctx,
+        snapshot,
+        service.cluster,
+        session,
+        service.pinned,
+    ) {
+        Ok(e) => e,
+        Err(overflow) => return Decision::Reply(overflow),
+    };
     if let Some(m) = endpoint.and_then(|e| cluster.mesh_endpoint(e)) {
         return in_mesh_endpoint(m, ctx);
     }

@@ -1,5 +1,7 @@
-//! The one shared mutable thing: the current Snapshot (and its status) behind `ArcSwap`.
+//! The one shared mutable thing: the current Snapshot (with the upstream runtime state that
+//! goes with it) and its status, behind `ArcSwap`.
 
+use crate::upstream_state::UpstreamStates;
 use arc_swap::ArcSwap;
 use serde::Serialize;
 use std::sync::Arc;
@@ -17,10 +19,20 @@ pub struct StatusView {
     pub generation: u64,
 }
 
+/// A published Snapshot and the upstream state table indexed like its clusters, swapped
+/// together so a request never pairs one Snapshot with another's table.
+#[derive(Debug, Default)]
+pub struct Served {
+    /// The Snapshot.
+    pub snapshot: Arc<Snapshot>,
+    /// Its clusters' runtime state (carried over from the previous table on publish).
+    pub upstreams: Arc<UpstreamStates>,
+}
+
 /// The live state every listener and the admin server read.
 #[derive(Debug, Default)]
 pub struct SharedState {
-    snapshot: ArcSwap<Snapshot>,
+    served: ArcSwap<Served>,
     status: ArcSwap<StatusView>,
     ready: AtomicBool,
     generation: AtomicU64,
@@ -34,7 +46,12 @@ impl SharedState {
 
     /// The Snapshot requests should start on.
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.snapshot.load_full()
+        self.served.load().snapshot.clone()
+    }
+
+    /// The Snapshot and its upstream state table.
+    pub fn served(&self) -> Arc<Served> {
+        self.served.load_full()
     }
 
     /// The status view.
@@ -50,7 +67,12 @@ impl SharedState {
     /// Swap in a new Snapshot and status; requests in flight keep the old Snapshot.
     pub fn publish(&self, snapshot: Snapshot, report: StatusReport) {
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        self.snapshot.store(Arc::new(snapshot));
+        // Publishing is serialised by the reload loop, so the table carried from is the last one.
+        let upstreams = UpstreamStates::carry(&snapshot, &self.served.load().upstreams);
+        self.served.store(Arc::new(Served {
+            snapshot: Arc::new(snapshot),
+            upstreams: Arc::new(upstreams),
+        }));
         self.status.store(Arc::new(StatusView {
             report,
             last_error: None,

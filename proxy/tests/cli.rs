@@ -165,6 +165,7 @@ spec:
   - match: [{uri: {exact: /x, prefix: /y}}]
     redirect: {uri: /z}
     route: [{destination: {host: a}}]
+  - route: [{destination: {host: a, subset: v9}}]
 ---
 apiVersion: networking.istio.io/v1beta1
 kind: ServiceEntry
@@ -214,6 +215,10 @@ fn check_names_the_file_object_and_field_of_invalid_istio_objects() {
     assert!(
         vs.contains("spec.http[1].redirect: cannot be combined with rewrite or route"),
         "{vs}"
+    );
+    assert!(
+        vs.contains("spec.http[2].route[0].destination.subset"),
+        "an unknown subset is named: {vs}"
     );
     let se = find("ServiceEntry apps/bad-se");
     assert!(se.contains("istio.yaml (document 1)"), "{se}");

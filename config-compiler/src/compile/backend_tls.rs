@@ -3,13 +3,14 @@
 //! DestinationRule for the host ([DR-1], [DR-2]). A policy that cannot be honoured makes its
 //! clusters fail closed; it never falls back to plaintext.
 
-use super::clusters::ClusterKey;
+use super::clusters::{ClusterKey, Upstream};
 use super::tls::{Referrer, trust_anchors};
 use super::{CONTROLLER_NAME, GATEWAY_GROUP, World};
-use crate::resources::backend_tls::{ClientTlsSettings, SubjectAltName};
+use crate::resources::backend_tls::SubjectAltName;
+use crate::resources::destination_rule::ClientTlsSettings;
 use crate::resources::gateway::ObjectReference;
 use crate::resources::http_route::ParentRef;
-use crate::resources::{BackendTlsPolicy, DestinationRule, NsName, Resources, Sourced};
+use crate::resources::{BackendTlsPolicy, NsName, Resources, Sourced};
 use crate::status::{Condition, Conditions, ObjectStatus, ParentStatus};
 use crate::tls_material::{ServerCert, TrustAnchors};
 use crate::upstream_tls::{SanMatch, Trust, UpstreamTls, UpstreamTlsSettings};
@@ -160,20 +161,12 @@ pub(super) fn resolve(
     let mut out = HashMap::new();
     let mut ancestors: BTreeMap<usize, Vec<NsName>> = BTreeMap::new();
     for (index, (key, gateways)) in users.iter().enumerate() {
-        let (svc, port) = match key {
+        let upstream = key.upstream();
+        let (svc, port) = match key.split().0 {
             ClusterKey::Service(svc, port) => (svc, port),
             // [SE-4] An entry host's TLS comes from the DestinationRule for that host.
-            ClusterKey::Entry { entry, host, port } => {
-                let fqdn = host.to_ascii_lowercase();
-                if let Some(tls) = destination_rule_tls(
-                    r,
-                    world,
-                    &fqdn,
-                    &entry.namespace,
-                    *port,
-                    gateways,
-                    warnings,
-                ) {
+            _ => {
+                if let Some(tls) = destination_rule_tls(r, world, &upstream, gateways, warnings) {
                     out.insert(index, tls);
                 }
                 continue;
@@ -220,10 +213,7 @@ pub(super) fn resolve(
             out.insert(index, tls);
             continue;
         }
-        let fqdn = format!("{}.{}.svc.cluster.local", svc.name, svc.namespace);
-        if let Some(tls) =
-            destination_rule_tls(r, world, &fqdn, &svc.namespace, *port, gateways, warnings)
-        {
+        if let Some(tls) = destination_rule_tls(r, world, &upstream, gateways, warnings) {
             out.insert(index, tls);
         }
     }
@@ -309,59 +299,22 @@ fn policy_status(p: &Policy<'_>, ancestors: &[NsName]) -> ObjectStatus {
     s
 }
 
-/// How well a DestinationRule `host` matches a Service FQDN: exact beats wildcard, a longer
-/// wildcard beats a shorter one; `None` when it does not match ([DR-1]).
-fn host_score(dr: &DestinationRule, fqdn: &str) -> Option<usize> {
-    let ns = dr.metadata.namespace();
-    let host = dr.spec.host.to_ascii_lowercase();
-    let full = if host.contains('.') || host.starts_with('*') {
-        host
-    } else {
-        format!("{host}.{ns}.svc.cluster.local")
-    };
-    if full == fqdn {
-        return Some(usize::MAX);
-    }
-    if full == "*" {
-        return Some(0);
-    }
-    let suffix = full.strip_prefix('*')?;
-    fqdn.ends_with(suffix).then_some(suffix.len())
-}
-
-/// The `tls` a DestinationRule gives one port of host `fqdn` (a Service or ServiceEntry host
-/// defined in `home_ns`), if any.
+/// The `tls` a DestinationRule gives one port (and subset) of a Service or ServiceEntry host,
+/// if any ([DR-1], [DR-2]).
 fn destination_rule_tls(
     r: &Resources,
     world: &World<'_>,
-    fqdn: &str,
-    home_ns: &str,
-    port: u16,
+    upstream: &Upstream<'_>,
     gateways: &[NsName],
     warnings: &mut Vec<String>,
 ) -> Option<ClusterTls> {
-    // Most specific host first; among equals the client's (Gateway's) namespace, then the
-    // host's own ([DR-1]).
-    let dr = r
-        .destination_rules
-        .iter()
-        .filter_map(|d| host_score(&d.object, fqdn).map(|s| (s, d)))
-        .max_by_key(|(score, d)| {
-            let ns = d.object.metadata.namespace();
-            (
-                *score,
-                gateways.iter().any(|g| g.namespace == ns),
-                ns == home_ns,
-            )
-        })?
-        .1;
-    let tp = dr.object.spec.traffic_policy.as_ref()?;
-    let settings = tp
-        .port_level_settings
-        .iter()
-        .find(|p| p.port.as_ref().is_some_and(|s| s.number == port))
-        .and_then(|p| p.tls.as_ref())
-        .or(tp.tls.as_ref())?;
+    let Upstream {
+        fqdn, port, subset, ..
+    } = upstream;
+    let dr = super::destination_rules::for_host(world, fqdn, upstream.home_ns, gateways)?;
+    let settings = super::destination_rules::blocks(&dr.object, *port, *subset)
+        .tls?
+        .0;
     let m = &dr.object.metadata;
     let source = format!("DestinationRule {}/{}", m.namespace(), m.name);
     let result = match settings.mode.as_deref().unwrap_or("DISABLE") {

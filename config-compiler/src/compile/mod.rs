@@ -6,6 +6,7 @@ mod authz;
 mod authz_table;
 mod backend_tls;
 mod clusters;
+mod destination_rules;
 mod filters;
 mod gateways;
 mod grpc;
@@ -17,6 +18,7 @@ mod routes;
 mod rules;
 mod service_entries;
 mod tls;
+mod traffic_policy;
 mod virtual_services;
 mod vs_gateways;
 
@@ -99,6 +101,9 @@ pub fn compile(resources: &Resources, options: &CompileOptions) -> (Snapshot, St
     report.objects.extend(policy_status);
     report.objects.extend(service_entries::statuses(&world));
     report
+        .objects
+        .extend(destination_rules::statuses(&world, &mut report.warnings));
+    report
         .warnings
         .extend(mesh::binding_warnings(resources, &world));
     snapshot.clusters = clusters.finish(&world, &mut report.warnings);
@@ -121,6 +126,7 @@ pub(crate) struct World<'a> {
     secrets: HashMap<(&'a str, &'a str), &'a Secret>,
     config_maps: HashMap<(&'a str, &'a str), &'a ConfigMap>,
     service_entries: &'a [crate::resources::Sourced<ServiceEntry>],
+    destination_rules: &'a [crate::resources::Sourced<crate::resources::DestinationRule>],
     pods: HashMap<(&'a str, &'a str), &'a Pod>,
     gateways: HashMap<(&'a str, &'a str), &'a crate::resources::Gateway>,
     /// (route kind, route) → the Services its parentRefs name (GEP-1294).
@@ -181,6 +187,7 @@ impl<'a> World<'a> {
                 })
                 .collect(),
             service_entries: &r.service_entries,
+            destination_rules: &r.destination_rules,
             service_parents: service_parents(r),
             gateways: r
                 .gateways
@@ -291,6 +298,13 @@ impl<'a> World<'a> {
         &self,
     ) -> impl Iterator<Item = &'a crate::resources::Sourced<ServiceEntry>> + use<'a> {
         self.service_entries.iter()
+    }
+
+    /// The DestinationRules, sorted by namespace/name.
+    pub(crate) fn destination_rules(
+        &self,
+    ) -> &'a [crate::resources::Sourced<crate::resources::DestinationRule>] {
+        self.destination_rules
     }
 
     /// The address allocated to a ServiceEntry host without `addresses`.

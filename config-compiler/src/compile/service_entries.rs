@@ -112,12 +112,14 @@ pub(super) fn by_host<'a>(world: &World<'a>, host: &str, from: &str) -> Option<&
         })
 }
 
-/// The cluster of one host and port of an entry ([SE-2], [SE-3]).
+/// The cluster of one host and port of an entry ([SE-2], [SE-3]); `subset`: only the
+/// endpoints carrying these labels.
 pub(super) fn cluster(
     world: &World<'_>,
     entry: NsName,
     host: &str,
     port: u16,
+    subset: Option<&BTreeMap<String, String>>,
     warnings: &mut Vec<String>,
 ) -> Cluster {
     let se = world.service_entry(&entry.namespace, &entry.name);
@@ -132,6 +134,9 @@ pub(super) fn cluster(
             let Some(address) = ep.address.as_deref() else {
                 continue;
             };
+            if subset.is_some_and(|want| !super::clusters::labels_match(want, Some(&ep.labels))) {
+                continue;
+            }
             let target = p.target_for(Some(ep));
             match address.parse::<IpAddr>() {
                 Ok(ip) => endpoints.push(SocketAddr::new(ip, target)),
@@ -189,6 +194,8 @@ pub(super) fn cluster(
             first_only: resolution == "DNS_ROUND_ROBIN",
         }),
         cursor: AtomicUsize::new(0),
+        subset: None,
+        policy: None,
     }
 }
 

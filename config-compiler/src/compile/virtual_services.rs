@@ -102,6 +102,7 @@ impl<'a> VsBook<'a> {
                         problems.push(format!("spec.http[{i}]{e}"));
                     }
                 }
+                problems.extend(unknown_subsets(&v.object, world));
                 problems
             })
             .collect();
@@ -442,12 +443,19 @@ fn destination(
     world: &World<'_>,
     clusters: &mut ClusterSet,
 ) -> Result<BackendTarget, String> {
-    if d.subset.is_some() {
-        return Err(format!(
-            "subset {:?} of {}: DestinationRule subsets are not supported yet",
-            d.subset.as_deref().unwrap_or(""),
-            d.host
-        ));
+    // [DR-1] A subset is its own cluster: the host's cluster narrowed by the subset's labels.
+    if let Some(subset) = d.subset.as_deref() {
+        let whole = Destination {
+            subset: None,
+            ..d.clone()
+        };
+        return match destination(&whole, ns, request_port, world, clusters)? {
+            BackendTarget::Cluster { index, name } => Ok(BackendTarget::Cluster {
+                index: clusters.intern_subset_of(index, subset),
+                name: name.replacen("||", &format!("|{subset}|"), 1),
+            }),
+            invalid => Ok(invalid),
+        };
     }
     let given = d.port.as_ref().and_then(|p| p.number);
     if let Some(e) = super::service_entries::by_host(world, &d.host, ns) {
@@ -689,6 +697,59 @@ fn compile_action(
         timeouts,
         retry,
     })
+}
+
+/// [DR-1] `subset`s that no DestinationRule for their host defines (requests to them get 503
+/// `UH`, as in Istio).
+fn unknown_subsets(vs: &VirtualService, world: &World<'_>) -> Vec<String> {
+    let ns = vs.metadata.namespace();
+    let mut out = Vec::new();
+    for (i, h) in vs.spec.http.iter().enumerate() {
+        let routes = h.route.iter().enumerate().map(|(k, r)| {
+            (
+                format!("spec.http[{i}].route[{k}].destination"),
+                &r.destination,
+            )
+        });
+        let mirror = h
+            .mirror
+            .iter()
+            .map(|m| (format!("spec.http[{i}].mirror"), m))
+            .chain(h.mirrors.iter().enumerate().map(|(k, m)| {
+                (
+                    format!("spec.http[{i}].mirrors[{k}].destination"),
+                    &m.destination,
+                )
+            }));
+        for (at, d) in routes.chain(mirror) {
+            let Some(name) = d.subset.as_deref() else {
+                continue;
+            };
+            let (fqdn, home) = match super::service_entries::by_host(world, &d.host, ns) {
+                Some(e) => (
+                    d.host.to_ascii_lowercase(),
+                    e.metadata.namespace().to_string(),
+                ),
+                None => {
+                    let fqdn = expand(&d.host, ns);
+                    let home = fqdn
+                        .strip_suffix(".svc.cluster.local")
+                        .and_then(|s| s.split_once('.'))
+                        .map(|(_, n)| n.to_string())
+                        .unwrap_or_default();
+                    (fqdn, home)
+                }
+            };
+            let defined = super::destination_rules::for_host(world, &fqdn, &home, &[])
+                .is_some_and(|dr| dr.object.subset(name).is_some());
+            if !defined {
+                out.push(format!(
+                    "{at}.subset: {name:?} is not defined by a DestinationRule for {fqdn}; requests to it get 503 (no healthy upstream)"
+                ));
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 pub mod authorization_policy;
 pub mod backend_tls;
 pub mod core;
+pub mod destination_rule;
 pub mod gateway;
 pub mod grpc_route;
 pub mod http_route;
@@ -15,7 +16,8 @@ pub mod virtual_service;
 
 pub use self::core::{ConfigMap, EndpointSlice, Namespace, Pod, Secret, Service};
 pub use authorization_policy::AuthorizationPolicy;
-pub use backend_tls::{BackendTlsPolicy, DestinationRule};
+pub use backend_tls::BackendTlsPolicy;
+pub use destination_rule::DestinationRule;
 pub use gateway::{Gateway, GatewayClass};
 pub use grpc_route::GrpcRoute;
 pub use http_route::HttpRoute;

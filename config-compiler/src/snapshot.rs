@@ -16,6 +16,24 @@ pub struct Snapshot {
     pub gateways: Vec<GatewayIr>,
     /// Upstream clusters, referenced by index from route backends.
     pub clusters: Vec<Cluster>,
+    /// [VS-11] Where a VirtualService was set aside because Gateway API routes serve the same
+    /// host, and which routes those are.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub precedence: Vec<PrecedenceNote>,
+}
+
+/// [VS-11] One host where HTTPRoutes/GRPCRoutes took precedence over a VirtualService.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PrecedenceNote {
+    /// The host (a service host at a waypoint, a listener hostname at a Gateway).
+    pub host: String,
+    /// Where: `waypoint <ns>/<name> port <n>` or `Gateway <ns>/<name> listener <name>`.
+    pub at: String,
+    /// The routes that serve it, `<Kind> <ns>/<name>`.
+    pub applied: Vec<String>,
+    /// The VirtualService set aside, `<ns>/<name>`.
+    pub ignored: String,
 }
 
 impl Snapshot {

@@ -277,10 +277,16 @@ async fn an_httproute_on_the_same_service_wins_over_a_virtual_service() {
         ("True", "Overridden")
     );
     assert!(
-        accepted
-            .message
-            .contains("HTTPRoutes/GRPCRoutes are attached"),
+        accepted.message.contains("HTTPRoute apps/reviews serve it"),
         "{}",
         accepted.message
     );
+    // `/config_dump` (the Snapshot) says which routes serve the host and what was set aside.
+    let dump = serde_json::to_value(&*w._gw.state().snapshot()).unwrap();
+    let notes = dump["precedence"].as_array().cloned().unwrap_or_default();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["host"], "reviews.apps.svc.cluster.local");
+    assert_eq!(notes[0]["at"], "waypoint apps/waypoint port 9080");
+    assert_eq!(notes[0]["applied"][0], "HTTPRoute apps/reviews");
+    assert_eq!(notes[0]["ignored"], "apps/reviews");
 }

@@ -205,6 +205,15 @@ async fn an_httproute_on_the_same_host_wins_and_allowed_routes_are_respected() {
     let (ok, msg) = vs_accepted(&s.gw, "shop", "shop").await;
     assert_eq!(ok, "True");
     assert!(msg.contains("HTTPRoute shop/web"), "{msg}");
+    let dump = admin_get(&s.gw, "/config_dump").await.json();
+    let notes = dump["precedence"].as_array().cloned().unwrap_or_default();
+    let note = notes
+        .iter()
+        .find(|n| n["host"] == "shop.example.com")
+        .unwrap_or_else(|| panic!("no precedence note: {notes:?}"));
+    assert_eq!(note["at"], "Gateway infra/gw listener open");
+    assert_eq!(note["applied"][0], "HTTPRoute shop/web");
+    assert_eq!(note["ignored"], "shop/shop");
 
     // Port 8080's listener admits only `infra`: there the `infra` VirtualService serves the
     // host; on port 80, which admits both, the older `shop` one comes first.

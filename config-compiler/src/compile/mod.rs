@@ -86,6 +86,7 @@ pub fn compile(resources: &Resources, options: &CompileOptions) -> (Snapshot, St
         &mut route_status,
     );
     virtual_services::attach(&mut vs_book, &world, &mut snapshot.gateways, &mut clusters);
+    snapshot.precedence = std::mem::take(&mut vs_book.notes);
     vs_book.statuses(&mut route_status);
     report.objects.extend(route_status);
     let (policies, policy_status) = authz::compile_all(resources);

@@ -16,7 +16,7 @@ use crate::resources::{NsName, Resources, Sourced, VirtualService};
 use crate::route_table::{
     BackendTarget, RouteEntry, RouteId, RouteTable, RuleAction, VirtualHost, WeightedBackend,
 };
-use crate::snapshot::GatewayIr;
+use crate::snapshot::{GatewayIr, PrecedenceNote};
 use crate::status::{Condition, Conditions, ObjectStatus};
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,6 +68,8 @@ pub(super) struct VsBook<'a> {
     pub used: Vec<bool>,
     /// Where Gateway API routes took precedence over each (not an error: reported).
     pub overridden: Vec<Vec<String>>,
+    /// The same, for `/config_dump`.
+    pub notes: Vec<PrecedenceNote>,
 }
 
 impl<'a> VsBook<'a> {
@@ -112,7 +114,23 @@ impl<'a> VsBook<'a> {
             problems,
             used: vec![false; n],
             overridden: vec![Vec::new(); n],
+            notes: Vec::new(),
         }
+    }
+
+    /// [VS-11] Record that routes `applied` serve `host` at `at` instead of VirtualService `i`.
+    pub(super) fn set_aside(&mut self, i: usize, host: &str, at: String, applied: Vec<String>) {
+        let m = &self.order[i].object.metadata;
+        self.overridden[i].push(format!(
+            "not applied to {host} at {at}: {} serve it and take precedence",
+            applied.join(", ")
+        ));
+        self.notes.push(PrecedenceNote {
+            host: host.to_string(),
+            at,
+            applied,
+            ignored: format!("{}/{}", m.namespace(), m.name),
+        });
     }
 
     /// One status per VirtualService: Accepted=False naming the first problem's field.
@@ -188,10 +206,12 @@ pub(super) fn attach(
             };
             // [VS-11] Gateway API routes attached to the service win.
             if m.routes.is_some() || !m.consumer_routes.is_empty() {
-                book.overridden[i].push(format!(
-                    "not applied to {}:{}: HTTPRoutes/GRPCRoutes are attached to it and take precedence",
-                    m.host, m.port
-                ));
+                let tables = m
+                    .routes
+                    .iter()
+                    .chain(m.consumer_routes.iter().map(|c| &c.routes));
+                let at = format!("waypoint {}/{} port {}", g.namespace, g.name, m.port);
+                book.set_aside(i, &m.host, at, route_names(tables));
                 continue;
             }
             book.used[i] = true;
@@ -207,6 +227,20 @@ pub(super) fn attach(
             m.routes = Some(RouteTable::new(vec![VirtualHost::new("*".into(), entries)]));
         }
     }
+}
+
+/// `<Kind> <ns>/<name>` of every route in some tables, each once, in order.
+pub(super) fn route_names<'t>(tables: impl Iterator<Item = &'t RouteTable>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for t in tables {
+        for e in t.virtual_hosts.iter().flat_map(|v| &v.entries) {
+            let name = format!("{} {}/{}", e.id.kind, e.id.namespace, e.id.name);
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
 }
 
 /// [VS-1] Empty `gateways` means `mesh`.

@@ -59,11 +59,16 @@ pub(super) fn attach(
                 );
                 for host in effective {
                     let bucket = l.hosts.entry(host.clone()).or_default();
-                    if let Some(route) = bucket.iter().find(|e| e.order.is_none()) {
-                        book.overridden[rank].push(format!(
-                            "not applied to {host} on listener {} of Gateway {}: {} {}/{} serves that host and takes precedence",
-                            l.spec.name, gw.id, route.id.kind, route.id.namespace, route.id.name
-                        ));
+                    if bucket.iter().any(|e| e.order.is_none()) {
+                        let mut applied: Vec<String> = Vec::new();
+                        for e in bucket.iter().filter(|e| e.order.is_none()) {
+                            let name = format!("{} {}/{}", e.id.kind, e.id.namespace, e.id.name);
+                            if !applied.contains(&name) {
+                                applied.push(name);
+                            }
+                        }
+                        let at = format!("Gateway {} listener {}", gw.id, l.spec.name);
+                        book.set_aside(rank, &host, at, applied);
                         continue;
                     }
                     book.used[rank] = true;

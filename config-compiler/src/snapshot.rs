@@ -103,6 +103,11 @@ impl GatewayIr {
         self.mesh
             .iter()
             .find(|m| m.port == dest.port() && m.vips.contains(&dest.ip()))
+            .or_else(|| {
+                self.mesh.iter().find(|m| {
+                    m.port == dest.port() && m.ranges.iter().any(|r| r.contains(dest.ip()))
+                })
+            })
     }
 }
 
@@ -118,6 +123,10 @@ pub struct MeshService {
     pub host: String,
     /// Its virtual IPs.
     pub vips: Vec<std::net::IpAddr>,
+    /// [SE-1] Address blocks (a ServiceEntry's CIDR `addresses`): any destination inside one
+    /// is this service, when no virtual IP matched.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ranges: Vec<waygate_filters::authz::Cidr>,
     /// The Service port.
     pub port: u16,
     /// The cluster of its endpoints (default routing).
@@ -309,6 +318,10 @@ pub struct Cluster {
     /// [DR-1] The DestinationRule subset these endpoints are (`outbound|<port>|<subset>|<host>`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subset: Option<String>,
+    /// [SE-2] `resolution: NONE` without endpoints: requests go to the destination the client
+    /// addressed (a waypoint's HBONE `CONNECT` target), on this port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_destination_port: Option<u16>,
     /// [DR-3]..[DR-5] The effective DestinationRule traffic policy; `None`: no rule applies
     /// (round robin, no limits, no outlier detection).
     #[serde(skip_serializing_if = "Option::is_none")]

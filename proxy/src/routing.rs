@@ -261,7 +261,19 @@ pub(crate) fn decide(
                     ctx.resolve = Some(*c);
                     None
                 }
-                None => Some(LocalReply::no_healthy_upstream()),
+                None => match cluster.and_then(|c| c.original_destination_port) {
+                    Some(port) => match original_destination(session, port) {
+                        Ok(addr) => {
+                            ctx.upstream = Some(addr);
+                            None
+                        }
+                        Err(why) => {
+                            tracing::debug!(why, "resolution NONE");
+                            Some(LocalReply::no_healthy_upstream())
+                        }
+                    },
+                    None => Some(LocalReply::no_healthy_upstream()),
+                },
             }
         }
     };
@@ -280,6 +292,19 @@ pub(crate) fn decide(
     match reply {
         Some(r) => Decision::Reply(r),
         None => Decision::Forward,
+    }
+}
+
+/// [SE-2] `resolution: NONE`: the address the client's tunnel named, on the entry's target
+/// port. An address we allocated ([HB-W4]) leads nowhere, and an ingress has no such address.
+fn original_destination(session: &Session, port: u16) -> Result<SocketAddr, &'static str> {
+    let dest = tunnel_destination(session)
+        .ok_or("no original destination: the request did not arrive through an HBONE tunnel")?;
+    match dest.ip() {
+        std::net::IpAddr::V4(v4) if v4.octets()[..2] == [240, 240] => {
+            Err("the original destination is an allocated address, not the upstream's own")
+        }
+        ip => Ok(SocketAddr::new(ip, port)),
     }
 }
 
@@ -353,7 +378,20 @@ fn mesh_default(
             ctx.resolve = Some(service.cluster);
             Decision::Forward
         }
-        None => Decision::Reply(LocalReply::no_healthy_upstream()),
+        None => match cluster
+            .original_destination_port
+            .map(|port| original_destination(session, port))
+        {
+            Some(Ok(addr)) => {
+                ctx.upstream = Some(addr);
+                Decision::Forward
+            }
+            Some(Err(why)) => {
+                tracing::debug!(why, "resolution NONE");
+                Decision::Reply(LocalReply::no_healthy_upstream())
+            }
+            None => Decision::Reply(LocalReply::no_healthy_upstream()),
+        },
     }
 }
 

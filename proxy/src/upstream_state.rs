@@ -209,6 +209,7 @@ mod tests {
                 resolve: None,
                 cursor: AtomicUsize::new(0),
                 subset: None,
+                original_destination_port: None,
                 policy: None,
             });
         }

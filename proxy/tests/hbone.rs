@@ -709,3 +709,89 @@ async fn a_workload_waypoint_takes_pod_addresses_and_keeps_them() {
         Err(TunnelError::Refused(503))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolution_none_entry_sends_to_the_address_the_client_named() {
+    // The upstream listens on 127.0.0.1:<port>; the client addresses 127.0.0.1:80, inside the
+    // entry's CIDR, and the entry's targetPort maps 80 to the upstream's port.
+    let upstream = echo("ext", "internal", "internal-1").await;
+    let port = upstream.addr.port();
+    let db = waygate_conformance::tcp_echo::TcpEchoServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        waygate_conformance::echo::EchoIdentity::new("ext", "db", "db-0"),
+        None,
+    )
+    .await
+    .unwrap();
+    let db_port = db.addr.port();
+    let m = mesh_with(&format!(
+        r#"
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: passthrough
+  namespace: apps
+  labels: {{istio.io/use-waypoint: waypoint, istio.io/use-waypoint-namespace: mesh}}
+spec:
+  hosts: ["*.internal.example"]
+  addresses: [127.0.0.0/24]
+  ports:
+  - {{number: 80, name: http, protocol: HTTP, targetPort: {port}}}
+  - {{number: 5432, name: tcp, protocol: TCP, targetPort: {db_port}}}
+  resolution: NONE
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: nowhere
+  namespace: apps
+  labels: {{istio.io/use-waypoint: waypoint, istio.io/use-waypoint-namespace: mesh}}
+spec:
+  hosts: [nowhere.example]
+  ports: [{{number: 80, name: http, protocol: HTTP}}]
+  resolution: NONE
+"#
+    ))
+    .await;
+    let curl = issued(m.dir.path(), "apps", "curl");
+    let config = client_config(&m.ca_pem, Some(&curl), WAYPOINT_ID).unwrap();
+    let client = HboneClient::connect(m.addr, "waypoint.mesh", config)
+        .await
+        .unwrap();
+    let (status, body) = get_through(&client, "127.0.0.1:80", "/none").await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("internal-1"), "{body}");
+    assert!(upstream.served().iter().any(|p| p == "/none"));
+
+    // An allocated address is not where the upstream lives: 503, nothing sent.
+    let status_json = admin_get(&m.gw, "/status").await.json();
+    let vip = status_json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "ServiceEntry" && o["name"] == "nowhere")
+        .and_then(|o| o["addresses"][0]["value"].as_str())
+        .unwrap()
+        .to_string();
+    let (status, _) = get_through(&client, &format!("{vip}:80"), "/nowhere")
+        .await
+        .unwrap();
+    assert_eq!(status, 503);
+    assert!(!upstream.served().iter().any(|p| p == "/nowhere"));
+
+    // Opaque TCP goes where the client sent it too.
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let tunnel = client
+        .open("127.0.0.1:5432".parse().unwrap())
+        .await
+        .unwrap();
+    let mut lines = BufReader::new(tunnel);
+    let mut line = String::new();
+    lines.read_line(&mut line).await.unwrap();
+    assert_eq!(line.trim_end(), waygate_conformance::tcp_echo::GREETING);
+    lines.get_mut().write_all(b"PING\n").await.unwrap();
+    line.clear();
+    lines.read_line(&mut line).await.unwrap();
+    assert_eq!(line.trim_end(), "PONG");
+}

@@ -297,6 +297,7 @@ fn build(
         resolve: None,
         cursor: AtomicUsize::new(0),
         subset: None,
+        original_destination_port: None,
         policy: None,
     }
 }

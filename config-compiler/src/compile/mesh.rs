@@ -311,6 +311,7 @@ pub(super) fn services_of(
             let service_port = MeshService {
                 host: format!("{}.{}.svc.cluster.local", id.name, id.namespace),
                 vips: vips.clone(),
+                ranges: Vec::new(),
                 port: p.port,
                 cluster: clusters.intern(id.clone(), p.port),
                 service: id.clone(),
@@ -333,6 +334,7 @@ pub(super) fn services_of(
                         routes: None,
                         consumer_routes: Vec::new(),
                         authz: Vec::new(),
+                        ranges: Vec::new(),
                         ..service_port
                     });
                 }

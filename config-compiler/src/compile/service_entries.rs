@@ -12,6 +12,7 @@ use crate::status::{Condition, Conditions, ObjectStatus, StatusAddress};
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::AtomicUsize;
+use waygate_filters::authz::Cidr;
 
 /// Istio allocates ServiceEntry addresses from 240.240.0.0/16 (reserved, never routed).
 const AUTO_PREFIX: [u8; 2] = [240, 240];
@@ -146,18 +147,17 @@ pub(super) fn cluster(
                 )),
             }
         }
-        if e.spec.endpoints.is_empty() && !host.starts_with('*') {
-            match resolution {
-                "DNS" | "DNS_ROUND_ROBIN" | "DYNAMIC_DNS" => {
-                    names.push((host.to_string(), p.target_for(None)));
-                }
-                "NONE" => warnings.push(format!(
-                    "ServiceEntry {entry}: resolution NONE (the original destination) is not supported yet; requests to {host}:{port} fail with 503"
-                )),
-                _ => {}
-            }
+        if e.spec.endpoints.is_empty()
+            && !host.starts_with('*')
+            && matches!(resolution, "DNS" | "DNS_ROUND_ROBIN" | "DYNAMIC_DNS")
+        {
+            names.push((host.to_string(), p.target_for(None)));
         }
     }
+    // [SE-2] NONE: the client already resolved the name; send where it addressed.
+    let original_destination_port = se_port
+        .filter(|_| resolution == "NONE" && se.is_some_and(|e| e.spec.endpoints.is_empty()))
+        .map(|p| p.target_for(None));
     endpoints.sort();
     endpoints.dedup();
     let app_protocol = se_port
@@ -195,6 +195,7 @@ pub(super) fn cluster(
         }),
         cursor: AtomicUsize::new(0),
         subset: None,
+        original_destination_port,
         policy: None,
     }
 }
@@ -211,9 +212,24 @@ pub(super) fn mesh_entries(
             continue;
         }
         let id = e.metadata.ns_name();
-        for host in e.spec.hosts.iter().filter(|h| !h.starts_with('*')) {
-            let vips = addresses_of(world, e, host);
-            if vips.is_empty() {
+        // [SE-1] CIDR `addresses` take any destination inside them (the first host stands for
+        // the entry, wildcard or not); single addresses are virtual IPs.
+        let ranges: Vec<Cidr> = e
+            .spec
+            .addresses
+            .iter()
+            .filter(|a| a.contains('/'))
+            .filter_map(|a| Cidr::parse(a).ok())
+            .filter(|c| c.len < if c.addr.is_ipv4() { 32 } else { 128 })
+            .collect();
+        for (k, host) in e.spec.hosts.iter().enumerate() {
+            let vips = if host.starts_with('*') {
+                Vec::new()
+            } else {
+                addresses_of(world, e, host)
+            };
+            let ranges = if k == 0 { ranges.clone() } else { Vec::new() };
+            if vips.is_empty() && ranges.is_empty() {
                 continue;
             }
             for p in &e.spec.ports {
@@ -222,6 +238,7 @@ pub(super) fn mesh_entries(
                     entry: true,
                     host: host.clone(),
                     vips: vips.clone(),
+                    ranges: ranges.clone(),
                     port: p.number,
                     cluster: clusters.intern_entry(id.clone(), host, p.number),
                     routes: None,

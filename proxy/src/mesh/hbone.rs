@@ -158,7 +158,15 @@ async fn stream_tunnel(
         let cluster = snapshot.clusters.get(service.cluster);
         let mut ep = service
             .pinned
-            .or_else(|| cluster.and_then(|c| c.next_endpoint()));
+            .or_else(|| cluster.and_then(|c| c.next_endpoint()))
+            .or_else(|| {
+                // [SE-2] resolution NONE: where the client sent it (never an address we
+                // allocated, which leads nowhere).
+                let port = cluster?.original_destination_port?;
+                let allocated =
+                    matches!(dest.ip(), std::net::IpAddr::V4(v) if v.octets()[..2] == [240, 240]);
+                (!allocated).then(|| SocketAddr::new(dest.ip(), port))
+            });
         if ep.is_none()
             && let Some(names) = cluster.and_then(|c| c.resolve.as_ref())
         {

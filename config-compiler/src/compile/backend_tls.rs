@@ -323,7 +323,7 @@ fn destination_rule_tls(
             .map(Arc::new)
             .map_err(|e| format!("{source}: {e}")),
         "ISTIO_MUTUAL" => Err(format!(
-            "{source}: ISTIO_MUTUAL needs a mesh identity, which this build does not have yet"
+            "{source}: ISTIO_MUTUAL is what in-mesh endpoints get (over HBONE); for endpoints outside the mesh it is not supported yet"
         )),
         other => Err(format!("{source}: tls.mode {other:?} is not supported")),
     };

@@ -225,10 +225,6 @@ pub fn evaluate<'p>(policies: &'p [&'p Policy], req: &Request<'_>) -> Verdict<'p
             return verdict;
         }
     }
-    let allows: Vec<&&Policy> = policies
-        .iter()
-        .filter(|p| p.action == Action::Allow && !p.dry_run)
-        .collect();
     for p in policies
         .iter()
         .filter(|p| p.action == Action::Allow && p.dry_run)
@@ -237,13 +233,19 @@ pub fn evaluate<'p>(policies: &'p [&'p Policy], req: &Request<'_>) -> Verdict<'p
             verdict.dry_run.push(&p.name);
         }
     }
-    if allows.is_empty() {
-        return verdict;
+    // No allocation on the request path: one pass over the enforced ALLOW policies.
+    let mut any_allow = false;
+    for p in policies
+        .iter()
+        .filter(|p| p.action == Action::Allow && !p.dry_run)
+    {
+        any_allow = true;
+        if p.matches(req) {
+            verdict.policy = Some(&p.name);
+            return verdict;
+        }
     }
-    match allows.iter().find(|p| p.matches(req)) {
-        Some(p) => verdict.policy = Some(&p.name),
-        None => verdict.allowed = false,
-    }
+    verdict.allowed = !any_allow;
     verdict
 }
 

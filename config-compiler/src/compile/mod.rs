@@ -245,6 +245,20 @@ impl<'a> World<'a> {
         self.services.get(&(ns, name)).copied()
     }
 
+    /// The Pods of a namespace.
+    pub(crate) fn pods_in(&self, ns: &str) -> impl Iterator<Item = &'a Pod> + use<'a, '_> {
+        let ns = ns.to_string();
+        self.pods
+            .iter()
+            .filter(move |((n, _), _)| *n == ns)
+            .map(|(_, p)| *p)
+    }
+
+    /// The Pod with this address, if known.
+    pub(crate) fn pod_by_ip(&self, ip: std::net::IpAddr) -> Option<&'a Pod> {
+        self.pods_by_ip.get(&ip).copied()
+    }
+
     /// The Pod behind an endpoint: its `targetRef`, else the Pod with one of its addresses.
     pub(crate) fn pod_of(
         &self,

@@ -4,10 +4,13 @@
 
 use super::World;
 use super::clusters::ClusterSet;
+use super::mesh::{DATAPLANE_MODE, pod_identity};
 use super::mesh::{admits, binding, waypoint_endpoints, waypoint_identity};
-use crate::resources::service_entry::ServiceEntry;
+use crate::resources::service_entry::{ServiceEntry, WorkloadEntrySpec};
 use crate::resources::{NsName, Sourced};
-use crate::snapshot::{Cluster, DnsResolve, MeshService, ViaWaypoint};
+use crate::snapshot::{
+    Cluster, DnsResolve, MeshEndpoint, MeshService, ViaWaypoint, WorkloadIdentity,
+};
 use crate::status::{Condition, Conditions, ObjectStatus, StatusAddress};
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -130,7 +133,33 @@ pub(super) fn cluster(
     let resolution = se
         .and_then(|e| e.spec.resolution.as_deref())
         .unwrap_or("NONE");
+    let mut mesh_endpoints = Vec::new();
     if let (Some(e), Some(p)) = (se, se_port) {
+        let internal = e.spec.location.as_deref() == Some("MESH_INTERNAL");
+        // [SE-3] `workloadSelector`: the selected Pods of the entry's namespace.
+        if let Some(sel) = &e.spec.workload_selector {
+            let mut pods: Vec<_> = world
+                .pods_in(&entry.namespace)
+                .filter(|pod| {
+                    super::clusters::labels_match(&sel.labels, Some(&pod.metadata.labels))
+                })
+                .filter(|pod| {
+                    subset.is_none_or(|want| {
+                        super::clusters::labels_match(want, Some(&pod.metadata.labels))
+                    })
+                })
+                .collect();
+            pods.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+            for pod in pods {
+                for ip in pod_ips(pod) {
+                    let addr = SocketAddr::new(ip, p.target_for(None));
+                    endpoints.push(addr);
+                    if internal && let Some(identity) = pod_in_mesh(world, pod) {
+                        mesh_endpoints.push(MeshEndpoint { addr, identity });
+                    }
+                }
+            }
+        }
         for ep in &e.spec.endpoints {
             let Some(address) = ep.address.as_deref() else {
                 continue;
@@ -140,7 +169,13 @@ pub(super) fn cluster(
             }
             let target = p.target_for(Some(ep));
             match address.parse::<IpAddr>() {
-                Ok(ip) => endpoints.push(SocketAddr::new(ip, target)),
+                Ok(ip) => {
+                    let addr = SocketAddr::new(ip, target);
+                    endpoints.push(addr);
+                    if internal && let Some(identity) = entry_endpoint_in_mesh(world, e, ep, ip) {
+                        mesh_endpoints.push(MeshEndpoint { addr, identity });
+                    }
+                }
                 Err(_) if resolution.starts_with("DNS") => names.push((address.to_string(), target)),
                 Err(_) => warnings.push(format!(
                     "ServiceEntry {entry}: endpoint address {address:?} is not an IP and resolution is {resolution}; skipped"
@@ -160,6 +195,8 @@ pub(super) fn cluster(
         .map(|p| p.target_for(None));
     endpoints.sort();
     endpoints.dedup();
+    mesh_endpoints.sort();
+    mesh_endpoints.dedup();
     let app_protocol = se_port
         .and_then(|p| p.protocol.as_deref())
         .filter(|p| p.eq_ignore_ascii_case("HTTP2") || p.eq_ignore_ascii_case("GRPC"))
@@ -187,7 +224,7 @@ pub(super) fn cluster(
         endpoints,
         tls: None,
         tls_error: None,
-        mesh_endpoints: Vec::new(),
+        mesh_endpoints,
         via_waypoint,
         resolve: (!names.is_empty()).then_some(DnsResolve {
             names,
@@ -198,6 +235,62 @@ pub(super) fn cluster(
         original_destination_port,
         policy: None,
     }
+}
+
+/// Every address of a Pod.
+fn pod_ips(pod: &crate::resources::Pod) -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = pod
+        .status
+        .pod_ips
+        .iter()
+        .filter_map(|p| p.ip.parse().ok())
+        .chain(pod.status.pod_ip.iter().filter_map(|ip| ip.parse().ok()))
+        .collect();
+    ips.sort();
+    ips.dedup();
+    ips
+}
+
+/// [AM-1] A Pod in the ambient mesh (its label, else its Namespace's), with its identity.
+fn pod_in_mesh(world: &World<'_>, pod: &crate::resources::Pod) -> Option<Option<WorkloadIdentity>> {
+    let mode = pod
+        .metadata
+        .labels
+        .get(DATAPLANE_MODE)
+        .cloned()
+        .or_else(|| {
+            world
+                .namespace_labels(pod.metadata.namespace())
+                .remove(DATAPLANE_MODE)
+        });
+    (mode.as_deref() == Some("ambient")).then(|| Some(pod_identity(pod)))
+}
+
+/// [SE-1] An endpoint of a `MESH_INTERNAL` entry is a mesh workload, reached over HBONE, when
+/// its Pod is (by address), else when its own labels or the entry's Namespace put it in the
+/// ambient mesh; its identity is then its `serviceAccount` in the entry's namespace. A
+/// `MESH_EXTERNAL` entry's endpoints never are, whatever their namespace says.
+fn entry_endpoint_in_mesh(
+    world: &World<'_>,
+    e: &ServiceEntry,
+    ep: &WorkloadEntrySpec,
+    ip: IpAddr,
+) -> Option<Option<WorkloadIdentity>> {
+    if let Some(pod) = world.pod_by_ip(ip) {
+        return pod_in_mesh(world, pod);
+    }
+    let ns = e.metadata.namespace();
+    let mode = ep
+        .labels
+        .get(DATAPLANE_MODE)
+        .cloned()
+        .or_else(|| world.namespace_labels(ns).remove(DATAPLANE_MODE));
+    (mode.as_deref() == Some("ambient")).then(|| {
+        ep.service_account.as_ref().map(|sa| WorkloadIdentity {
+            namespace: ns.to_string(),
+            service_account: sa.clone(),
+        })
+    })
 }
 
 /// [HB-W4] The entry hosts and ports bound to waypoint `me`, by their addresses.
@@ -487,6 +580,106 @@ spec:
         // `fixed` is valid (`ext` resolves a wildcard by DNS, which Istio refuses too).
         let r = load_str("se.yaml", ENTRIES).unwrap();
         assert_eq!(validate(&r.service_entries[1].object), Vec::<String>::new());
+    }
+
+    #[test]
+    fn location_decides_whether_endpoints_are_mesh_workloads_se_1() {
+        let yaml = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: vm, labels: {istio.io/dataplane-mode: ambient}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: db-0, namespace: vm, labels: {app: db}}
+spec: {serviceAccountName: db}
+status: {podIP: 10.1.0.5}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-0, namespace: vm, labels: {app: web}}
+status: {podIP: 10.1.0.6}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db, namespace: vm}
+spec:
+  hosts: [db.vm.internal]
+  location: MESH_INTERNAL
+  ports: [{number: 5432, name: tcp, protocol: TCP, targetPort: 15432}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: db}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: legacy, namespace: vm}
+spec:
+  hosts: [legacy.vm.internal]
+  location: MESH_INTERNAL
+  ports: [{number: 80, name: http}]
+  resolution: STATIC
+  endpoints: [{address: 10.2.0.1, serviceAccount: legacy}, {address: 10.1.0.6}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: outside, namespace: vm}
+spec:
+  hosts: [api.example.com]
+  ports: [{number: 80, name: http}]
+  resolution: STATIC
+  endpoints: [{address: 192.0.2.10}]
+"#;
+        let r = load_str("se.yaml", yaml).unwrap();
+        let world = World::new(&r);
+        let mut w = Vec::new();
+        let db = cluster(
+            &world,
+            NsName::new("vm", "db"),
+            "db.vm.internal",
+            5432,
+            None,
+            &mut w,
+        );
+        let addr: SocketAddr = "10.1.0.5:15432".parse().unwrap();
+        assert_eq!(db.endpoints, vec![addr], "the selected Pod only");
+        let id = db
+            .mesh_endpoint(addr)
+            .and_then(|m| m.identity.clone())
+            .unwrap();
+        assert_eq!(
+            (id.namespace.as_str(), id.service_account.as_str()),
+            ("vm", "db")
+        );
+
+        let legacy = cluster(
+            &world,
+            NsName::new("vm", "legacy"),
+            "legacy.vm.internal",
+            80,
+            None,
+            &mut w,
+        );
+        let vm_ep = legacy
+            .mesh_endpoint("10.2.0.1:80".parse().unwrap())
+            .unwrap();
+        assert_eq!(vm_ep.identity.as_ref().unwrap().service_account, "legacy");
+        // A known Pod keeps its own identity (here the default service account).
+        let pod_ep = legacy
+            .mesh_endpoint("10.1.0.6:80".parse().unwrap())
+            .unwrap();
+        assert_eq!(pod_ep.identity.as_ref().unwrap().service_account, "default");
+
+        // MESH_EXTERNAL (the default): never HBONE, whatever its namespace says.
+        let outside = cluster(
+            &world,
+            NsName::new("vm", "outside"),
+            "api.example.com",
+            80,
+            None,
+            &mut w,
+        );
+        assert_eq!(outside.endpoints.len(), 1);
+        assert!(outside.mesh_endpoints.is_empty());
     }
 
     #[test]

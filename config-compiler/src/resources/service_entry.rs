@@ -80,9 +80,12 @@ pub struct WorkloadEntrySpec {
     /// Port name → the port this endpoint listens on.
     #[serde(default)]
     pub ports: BTreeMap<String, u16>,
-    /// Labels (DestinationRule subsets).
+    /// Labels (DestinationRule subsets; `istio.io/dataplane-mode`).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// The service account the workload runs as (its mesh identity, in the entry's namespace).
+    #[serde(default)]
+    pub service_account: Option<String>,
 }
 
 impl ServiceEntryPort {

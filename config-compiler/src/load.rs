@@ -223,6 +223,9 @@ impl Loader {
             ("networking.istio.io", "v1" | "v1beta1" | "v1alpha3", "ServiceEntry") => {
                 typed(source, value, &mut r.service_entries)
             }
+            ("networking.istio.io", "v1" | "v1beta1" | "v1alpha3", "WorkloadEntry") => {
+                typed(source, value, &mut r.workload_entries)
+            }
             _ => {
                 self.skipped_kinds.insert(format!("{api_version} {kind}"));
                 Ok(())

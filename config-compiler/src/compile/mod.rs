@@ -127,6 +127,7 @@ pub(crate) struct World<'a> {
     secrets: HashMap<(&'a str, &'a str), &'a Secret>,
     config_maps: HashMap<(&'a str, &'a str), &'a ConfigMap>,
     service_entries: &'a [crate::resources::Sourced<ServiceEntry>],
+    workload_entries: &'a [crate::resources::Sourced<crate::resources::WorkloadEntry>],
     destination_rules: &'a [crate::resources::Sourced<crate::resources::DestinationRule>],
     pods: HashMap<(&'a str, &'a str), &'a Pod>,
     gateways: HashMap<(&'a str, &'a str), &'a crate::resources::Gateway>,
@@ -188,6 +189,7 @@ impl<'a> World<'a> {
                 })
                 .collect(),
             service_entries: &r.service_entries,
+            workload_entries: &r.workload_entries,
             destination_rules: &r.destination_rules,
             service_parents: service_parents(r),
             gateways: r
@@ -252,6 +254,18 @@ impl<'a> World<'a> {
             .iter()
             .filter(move |((n, _), _)| *n == ns)
             .map(|(_, p)| *p)
+    }
+
+    /// The WorkloadEntries of a namespace, in namespace/name order.
+    pub(crate) fn workload_entries_in(
+        &self,
+        ns: &str,
+    ) -> impl Iterator<Item = &'a crate::resources::WorkloadEntry> + use<'a, '_> {
+        let ns = ns.to_string();
+        self.workload_entries
+            .iter()
+            .map(|w| &w.object)
+            .filter(move |w| w.metadata.namespace() == ns)
     }
 
     /// The Pod with this address, if known.

@@ -159,6 +159,35 @@ pub(super) fn cluster(
                     }
                 }
             }
+            // WorkloadEntries are selected the same way, by their own labels.
+            for we in world.workload_entries_in(&entry.namespace) {
+                let spec = &we.spec;
+                let labels = &we.metadata.labels;
+                let mut all = labels.clone();
+                all.extend(spec.labels.clone());
+                if !super::clusters::labels_match(&sel.labels, Some(&all))
+                    || subset.is_some_and(|want| !super::clusters::labels_match(want, Some(&all)))
+                {
+                    continue;
+                }
+                let Some(ip) = spec
+                    .address
+                    .as_deref()
+                    .and_then(|a| a.parse::<IpAddr>().ok())
+                else {
+                    warnings.push(format!(
+                        "WorkloadEntry {}/{}: spec.address is not an IP address; skipped",
+                        we.metadata.namespace(),
+                        we.metadata.name
+                    ));
+                    continue;
+                };
+                let addr = SocketAddr::new(ip, p.target_for(Some(spec)));
+                endpoints.push(addr);
+                if internal && let Some(identity) = entry_endpoint_in_mesh(world, e, spec, ip) {
+                    mesh_endpoints.push(MeshEndpoint { addr, identity });
+                }
+            }
         }
         for ep in &e.spec.endpoints {
             let Some(address) = ep.address.as_deref() else {
@@ -601,6 +630,11 @@ metadata: {name: web-0, namespace: vm, labels: {app: web}}
 status: {podIP: 10.1.0.6}
 ---
 apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: db-vm, namespace: vm}
+spec: {address: 10.3.0.1, labels: {app: db, version: v2}, serviceAccount: vm-db, ports: {tcp: 25432}}
+---
+apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: db, namespace: vm}
 spec:
@@ -641,7 +675,28 @@ spec:
             &mut w,
         );
         let addr: SocketAddr = "10.1.0.5:15432".parse().unwrap();
-        assert_eq!(db.endpoints, vec![addr], "the selected Pod only");
+        let vm: SocketAddr = "10.3.0.1:25432".parse().unwrap();
+        assert_eq!(
+            db.endpoints,
+            vec![addr, vm],
+            "the selected Pod and WorkloadEntry"
+        );
+        let vm_id = db
+            .mesh_endpoint(vm)
+            .and_then(|m| m.identity.clone())
+            .unwrap();
+        assert_eq!(vm_id.service_account, "vm-db");
+        // [DR-1] A subset narrows by the same labels.
+        let v2: BTreeMap<String, String> = [("version".to_string(), "v2".to_string())].into();
+        let sub = cluster(
+            &world,
+            NsName::new("vm", "db"),
+            "db.vm.internal",
+            5432,
+            Some(&v2),
+            &mut w,
+        );
+        assert_eq!(sub.endpoints, vec![vm]);
         let id = db
             .mesh_endpoint(addr)
             .and_then(|m| m.identity.clone())

@@ -24,7 +24,7 @@ pub use http_route::HttpRoute;
 pub use listener_set::ListenerSet;
 pub use meta::{NsName, ObjectMeta, Source};
 pub use reference_grant::ReferenceGrant;
-pub use service_entry::ServiceEntry;
+pub use service_entry::{ServiceEntry, WorkloadEntry};
 pub use tls_route::TlsRoute;
 pub use virtual_service::VirtualService;
 
@@ -72,6 +72,8 @@ pub struct Resources {
     pub destination_rules: Vec<Sourced<DestinationRule>>,
     /// ServiceEntries.
     pub service_entries: Vec<Sourced<ServiceEntry>>,
+    /// WorkloadEntries.
+    pub workload_entries: Vec<Sourced<WorkloadEntry>>,
     /// AuthorizationPolicies.
     pub authorization_policies: Vec<Sourced<AuthorizationPolicy>>,
     /// VirtualServices.
@@ -108,6 +110,7 @@ impl Resources {
         by_key(&mut self.backend_tls_policies, |o| &o.metadata);
         by_key(&mut self.destination_rules, |o| &o.metadata);
         by_key(&mut self.service_entries, |o| &o.metadata);
+        by_key(&mut self.workload_entries, |o| &o.metadata);
         by_key(&mut self.authorization_policies, |o| &o.metadata);
         by_key(&mut self.virtual_services, |o| &o.metadata);
     }

@@ -53,6 +53,17 @@ pub struct WorkloadSelector {
     pub labels: BTreeMap<String, String>,
 }
 
+/// An Istio WorkloadEntry (`networking.istio.io` v1, v1beta1, v1alpha3): a workload outside
+/// Kubernetes (a VM), selected by a ServiceEntry's `workloadSelector` like a Pod.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct WorkloadEntry {
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// Spec.
+    #[serde(default)]
+    pub spec: WorkloadEntrySpec,
+}
+
 /// One ServiceEntry port.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -372,3 +372,56 @@ async fn mirrors_copy_each_request_to_every_mirror_with_a_share() {
     );
     assert_eq!(canary.request_count(), 0, "a 0% mirror gets nothing");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_headers_method_patterns_and_scheme_match_vs_3() {
+    let s = shop(&vs(
+        "shop",
+        "matches",
+        "2024-01-01T00:00:00Z",
+        r#"  hosts: [shop.example.com]
+  gateways: [infra/gw]
+  http:
+  - match: [{method: {prefix: P}, withoutHeaders: {x-env: {exact: prod}}}]
+    route: [{destination: {host: api}}]
+  - match: [{method: {regex: "GET|OPTIONS"}, withoutHeaders: {x-debug: {}}}]
+    route: [{destination: {host: web}}]
+  - match: [{scheme: {exact: http}, uri: {prefix: /plain}}]
+    route: [{destination: {host: canary}}]
+  - match: [{scheme: {exact: https}}]
+    route: [{destination: {host: api}}]
+"#,
+    ))
+    .await;
+    let addr = gw_addr(&s.gw);
+    let c = client();
+    let pod = |method: &'static str, path: &'static str, headers: &'static [(&str, &str)]| {
+        let c = c.clone();
+        async move {
+            let r = send(&c, addr, method, "shop.example.com", path, headers)
+                .await
+                .unwrap();
+            if r.status == 404 {
+                "404".to_string()
+            } else {
+                r.pod()
+            }
+        }
+    };
+    // [VS-3] method prefix, and a withoutHeaders value that the request does not carry.
+    assert_eq!(pod("POST", "/", &[]).await, "api-1");
+    assert_eq!(pod("PATCH", "/", &[("x-env", "staging")]).await, "api-1");
+    // The negated header matches: the route is skipped; nothing else takes a PUT to `/`
+    // (plain HTTP is not `https`).
+    assert_eq!(pod("PUT", "/", &[("x-env", "prod")]).await, "404");
+    // Method regex; `withoutHeaders: {x-debug: {}}` means the header must be absent.
+    assert_eq!(pod("GET", "/", &[]).await, "web-1");
+    assert_eq!(pod("OPTIONS", "/", &[]).await, "web-1");
+    assert_eq!(pod("GET", "/", &[("x-debug", "")]).await, "404");
+    assert_eq!(pod("GET", "/plain", &[("x-debug", "1")]).await, "canary-1");
+    assert_eq!(pod("DELETE", "/x", &[]).await, "404");
+    assert_eq!(vs_accepted(&s.gw, "shop", "matches").await.0, "True");
+    // /config_dump shows the negation.
+    let dump = admin_get(&s.gw, "/config_dump").await.json().to_string();
+    assert!(dump.contains(r#""invert":true"#), "{dump}");
+}

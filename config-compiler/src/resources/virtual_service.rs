@@ -125,6 +125,9 @@ pub struct HttpMatch {
     /// Path.
     #[serde(default)]
     pub uri: Option<StringMatch>,
+    /// `http` or `https`.
+    #[serde(default)]
+    pub scheme: Option<StringMatch>,
     /// Method.
     #[serde(default)]
     pub method: Option<StringMatch>,
@@ -149,6 +152,12 @@ pub struct HttpMatch {
     /// Which proxies (not a runtime condition).
     #[serde(default)]
     pub gateways: Vec<String>,
+    /// The labels of the workloads the route applies to (not supported: reported).
+    #[serde(default)]
+    pub source_labels: BTreeMap<String, String>,
+    /// The namespace of the workloads the route applies to: at a waypoint, the caller's.
+    #[serde(default)]
+    pub source_namespace: Option<String>,
 }
 
 /// `exact`, `prefix` or `regex` (none set: present).

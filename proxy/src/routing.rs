@@ -1,5 +1,5 @@
-//! Routing a request: route lookup, request filters (CORS preflight, redirect, URL rewrite,
-//! header modifiers, mirrors) and the choice of backend and endpoint, as one decision.
+//! Routing a request: route lookup, request filters (CORS preflight, redirect, direct response,
+//! URL rewrite, header modifiers, mirrors) and the choice of backend and endpoint, as one decision.
 
 use crate::forwarded::{X_FORWARDED_FOR, append_xff};
 use crate::headers::RequestHeaders;
@@ -169,6 +169,9 @@ pub(crate) fn decide(
                     matched_prefix,
                 };
                 return Decision::Reply(LocalReply::redirect(r.status, r.location(&input)));
+            }
+            Filter::DirectResponse(d) => {
+                return Decision::Reply(LocalReply::direct(d.status, d.body.clone()));
             }
             _ => {}
         }

@@ -5,15 +5,21 @@
 use super::World;
 use super::clusters::{ClusterSet, cluster_name};
 use super::virtual_services::expand;
+use super::vs_matches::regex_problem;
 use crate::resources::NsName;
-use crate::resources::virtual_service::{CorsPolicy, Destination, Headers, HttpRoute};
+use crate::resources::virtual_service::{
+    CorsPolicy, Destination, Headers, HttpDirectResponse, HttpRedirect, HttpRoute, RegexRewrite,
+};
 use crate::route_table::{BackendTarget, RuleAction, WeightedBackend};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
 use std::time::Duration;
 use waygate_filters::cors::OriginMatch;
 use waygate_filters::fault::{Fault, Faulted, share};
 use waygate_filters::{
-    Cors, CorsSettings, Filter, HeaderModifier, Mirror, PathRewrite, Redirect, RetryPolicy,
-    Timeouts, UrlRewrite,
+    Cors, CorsSettings, DerivePort, DirectResponse, Filter, HeaderModifier, Mirror, PathRewrite,
+    Redirect, RetryPolicy, Timeouts, UrlRewrite,
 };
 
 fn modifiers(h: &Headers, filters: &mut Vec<Filter>, at: &str) -> Result<(), String> {
@@ -158,6 +164,77 @@ fn cors(c: &CorsPolicy) -> Result<Cors, String> {
     .map_err(|e| format!(".corsPolicy: {e}"))
 }
 
+/// [VS-6] `redirect`: `uri` replaces the whole path (Istio has no prefix form); `port` and
+/// `derivePort` are alternatives; the code (any 3xx, as Istio validates) defaults to 301.
+fn redirect(r: &HttpRedirect) -> Result<Redirect, String> {
+    let derive_port = match r.derive_port.as_deref() {
+        None => None,
+        Some("FROM_PROTOCOL_DEFAULT") => Some(DerivePort::FromProtocolDefault),
+        Some("FROM_REQUEST_PORT") => Some(DerivePort::FromRequestPort),
+        Some(other) => {
+            return Err(format!(
+                ".redirect.derivePort: unknown value {other:?} (FROM_PROTOCOL_DEFAULT or FROM_REQUEST_PORT)"
+            ));
+        }
+    };
+    if r.port.is_some() && derive_port.is_some() {
+        return Err(".redirect: set only one of port and derivePort".into());
+    }
+    let status = r.redirect_code.unwrap_or(301);
+    if !(300..=399).contains(&status) {
+        return Err(format!(
+            ".redirect.redirectCode: {status} is not a redirect status (3xx)"
+        ));
+    }
+    Ok(Redirect {
+        scheme: r.scheme.clone(),
+        hostname: r.authority.clone(),
+        port: r.port,
+        derive_port,
+        path: r.uri.clone().map(PathRewrite::ReplaceFullPath),
+        status,
+    })
+}
+
+/// [VS-6] `directResponse`: a status from 200 to 599 and an optional text or base64 body.
+fn direct_response(d: &HttpDirectResponse) -> Result<DirectResponse, String> {
+    let status = d
+        .status
+        .and_then(|s| u16::try_from(s).ok())
+        .filter(|s| (200..=599).contains(s))
+        .ok_or(".directResponse.status: needs a status between 200 and 599")?;
+    let body = match d.body.as_ref().map(|b| (&b.string, &b.bytes)) {
+        None | Some((None, None)) => Bytes::new(),
+        Some((Some(text), None)) => Bytes::from(text.clone()),
+        Some((None, Some(b64))) => BASE64
+            .decode(b64.trim())
+            .map(Bytes::from)
+            .map_err(|e| format!(".directResponse.body.bytes: not base64: {e}"))?,
+        Some((Some(_), Some(_))) => {
+            return Err(".directResponse.body: set only one of string and bytes".into());
+        }
+    };
+    Ok(DirectResponse { status, body })
+}
+
+/// [VS-5] `uriRegexRewrite{match, rewrite}`: Envoy's regex substitution on the path.
+fn regex_rewrite(r: &RegexRewrite) -> Result<PathRewrite, String> {
+    let at = ".rewrite.uriRegexRewrite";
+    let pattern = r
+        .pattern
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| format!("{at}.match: required"))?;
+    let rewrite = r
+        .rewrite
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| format!("{at}.rewrite: required"))?;
+    let re = regex::Regex::new(pattern)
+        .map_err(|e| regex_problem(pattern, &format!("{at}.match"), &e))?;
+    PathRewrite::regex_replace(re, rewrite).map_err(|e| format!("{at}.rewrite: {rewrite:?}: {e}"))
+}
+
 /// Every retryable status `retryOn` names ([VS-9]).
 fn retry_codes(on: &str) -> Vec<i64> {
     let mut codes = Vec::new();
@@ -207,26 +284,33 @@ pub(super) fn compile_action(
         }
         filters.push(Filter::Fault(fault));
     }
+    if let Some(d) = &h.direct_response {
+        if h.redirect.is_some() || !h.route.is_empty() {
+            return Err(".directResponse: cannot be combined with route or redirect".into());
+        }
+        filters.push(Filter::DirectResponse(direct_response(d)?));
+    }
     if let Some(r) = &h.redirect {
         if h.rewrite.is_some() || !h.route.is_empty() {
             return Err(".redirect: cannot be combined with rewrite or route".into());
         }
-        filters.push(Filter::RequestRedirect(Redirect {
-            scheme: r.scheme.clone(),
-            hostname: r.authority.clone(),
-            port: r.port,
-            path: r.uri.clone().map(PathRewrite::ReplaceFullPath),
-            status: r.redirect_code.unwrap_or(301),
-        }));
+        filters.push(Filter::RequestRedirect(redirect(r)?));
     }
     if let Some(rw) = &h.rewrite {
-        let path = rw.uri.clone().map(|uri| match &matched_prefix {
-            Some(prefix) => PathRewrite::ReplaceCharPrefix {
-                prefix: prefix.clone(),
-                with: uri,
-            },
-            None => PathRewrite::ReplaceFullPath(uri),
-        });
+        let path = match (&rw.uri, &rw.uri_regex_rewrite) {
+            (Some(_), Some(_)) => {
+                return Err(".rewrite: set only one of uri and uriRegexRewrite".into());
+            }
+            (None, Some(r)) => Some(regex_rewrite(r)?),
+            (Some(uri), None) => Some(match &matched_prefix {
+                Some(prefix) => PathRewrite::ReplaceCharPrefix {
+                    prefix: prefix.clone(),
+                    with: uri.clone(),
+                },
+                None => PathRewrite::ReplaceFullPath(uri.clone()),
+            }),
+            (None, None) => None,
+        };
         filters.push(Filter::UrlRewrite(UrlRewrite {
             hostname: rw.authority.clone(),
             path,

@@ -374,7 +374,7 @@ async fn mirrors_copy_each_request_to_every_mirror_with_a_share() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_headers_method_patterns_and_scheme_match_vs_3() {
+async fn without_headers_method_patterns_scheme_and_source_namespace_vs_3() {
     let s = shop(&vs(
         "shop",
         "matches",
@@ -382,6 +382,10 @@ async fn without_headers_method_patterns_and_scheme_match_vs_3() {
         r#"  hosts: [shop.example.com]
   gateways: [infra/gw]
   http:
+  - match: [{sourceNamespace: shop, uri: {prefix: /src}}]
+    route: [{destination: {host: canary}}]
+  - match: [{sourceNamespace: infra, uri: {prefix: /src}}]
+    route: [{destination: {host: api}}]
   - match: [{method: {prefix: P}, withoutHeaders: {x-env: {exact: prod}}}]
     route: [{destination: {host: api}}]
   - match: [{method: {regex: "GET|OPTIONS"}, withoutHeaders: {x-debug: {}}}]
@@ -420,6 +424,8 @@ async fn without_headers_method_patterns_and_scheme_match_vs_3() {
     assert_eq!(pod("GET", "/", &[("x-debug", "")]).await, "404");
     assert_eq!(pod("GET", "/plain", &[("x-debug", "1")]).await, "canary-1");
     assert_eq!(pod("DELETE", "/x", &[]).await, "404");
+    // At a Gateway, `sourceNamespace` names the gateway itself (it runs in `infra`).
+    assert_eq!(pod("GET", "/src", &[]).await, "api-1");
     assert_eq!(vs_accepted(&s.gw, "shop", "matches").await.0, "True");
     // /config_dump shows the negation.
     let dump = admin_get(&s.gw, "/config_dump").await.json().to_string();

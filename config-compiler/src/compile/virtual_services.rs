@@ -90,6 +90,14 @@ impl<'a> VsBook<'a> {
                         problems.push(format!("spec.http[{i}]{e}"));
                     }
                 }
+                let spec = &v.object.spec;
+                for (field, routes) in [("tcp", spec.tcp.len()), ("tls", spec.tls.len())] {
+                    if routes > 0 {
+                        problems.push(format!(
+                            "spec.{field}: not supported ({field} routes are ignored)"
+                        ));
+                    }
+                }
                 problems.extend(unknown_subsets(&v.object, world));
                 problems
             })
@@ -258,13 +266,29 @@ pub(super) fn entries_for(
             {
                 continue;
             }
-            let matcher = match compile_match(m) {
+            // [VS-3] `sourceNamespace` names the workloads a match applies to (Istio ignores it
+            // when the match names `gateways`). At a waypoint those are its callers: checked
+            // against the namespace of the caller's verified identity on each request. A
+            // Gateway applies it as Istio does for a gateway proxy: to itself, by namespace.
+            let source_ns = m
+                .source_namespace
+                .as_deref()
+                .filter(|ns| !ns.is_empty() && m.gateways.is_empty());
+            if let (Some(ns), Binding::Gateway(id)) = (source_ns, binding)
+                && ns != id.namespace
+            {
+                continue;
+            }
+            let mut matcher = match compile_match(m) {
                 Ok(x) => x,
                 Err(e) => {
                     problems.push(format!("{at}.match[{j}]{e}"));
                     continue;
                 }
             };
+            if matches!(binding, Binding::Mesh) {
+                matcher.source_namespace = source_ns.map(str::to_string);
+            }
             let prefix = m.uri.as_ref().and_then(|u| u.prefix.clone());
             let action = compile_action(h, prefix, meta.namespace(), request_port, world, clusters)
                 .unwrap_or_else(|e| {

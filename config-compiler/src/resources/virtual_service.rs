@@ -27,6 +27,12 @@ pub struct VirtualServiceSpec {
     /// HTTP routes, in order.
     #[serde(default)]
     pub http: Vec<HttpRoute>,
+    /// TCP routes (not supported: read only to be reported).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tcp: Vec<serde_json::Value>,
+    /// TLS routes (not supported: read only to be reported).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tls: Vec<serde_json::Value>,
 }
 
 /// One `http[]` route.

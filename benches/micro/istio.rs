@@ -56,6 +56,8 @@ fn vs_lookup(c: &mut Criterion) {
                         path: black_box(path),
                         query: None,
                         headers: &headers,
+                        scheme: "http",
+                        source_namespace: None,
                     };
                     black_box(port.route(&req).ok().map(|m| m.entry.id.rule))
                 })

@@ -32,6 +32,8 @@ fn lookup(c: &mut Criterion) {
                         path: black_box(path),
                         query: None,
                         headers: &headers,
+                        scheme: "http",
+                        source_namespace: None,
                     };
                     black_box(port.route(&req).ok().map(|m| m.entry.id.rule))
                 })

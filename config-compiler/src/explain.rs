@@ -27,6 +27,8 @@ pub struct ExplainRequest {
     pub query: Option<String>,
     /// Headers.
     pub headers: HeaderMap,
+    /// `http` or `https`, from the URL.
+    pub scheme: String,
 }
 
 impl ExplainRequest {
@@ -60,6 +62,10 @@ impl ExplainRequest {
             path: uri.path().to_string(),
             query: uri.query().map(str::to_string),
             headers,
+            scheme: match uri.scheme_str() {
+                Some(s) if s.eq_ignore_ascii_case("https") => "https".into(),
+                _ => "http".into(),
+            },
         })
     }
 }
@@ -125,10 +131,14 @@ pub fn explain(snapshot: &Snapshot, req: &ExplainRequest) -> Explanation {
         path: &req.path,
         query: req.query.as_deref(),
         headers: &req.headers,
+        scheme: &req.scheme,
+        // Explain has no caller identity: a sourceNamespace condition reports as failed.
+        source_namespace: None,
     };
     let request = format!(
-        "{} http://{}{}{}",
+        "{} {}://{}{}{}",
         req.method,
+        req.scheme,
         req.host,
         req.path,
         req.query
@@ -303,11 +313,18 @@ fn summarise(m: &RequestMatch) -> String {
     if let Some(method) = &m.method {
         parts.push(format!("method {method}"));
     }
+    if m.scheme.is_some() {
+        parts.push("scheme".into());
+    }
     for h in &m.headers {
-        parts.push(format!("header {}", h.name));
+        let not = if h.invert { "without " } else { "" };
+        parts.push(format!("{not}header {}", h.name));
     }
     for q in &m.query {
         parts.push(format!("query {}", q.name));
+    }
+    if let Some(ns) = &m.source_namespace {
+        parts.push(format!("sourceNamespace {ns}"));
     }
     parts.join(", ")
 }

@@ -1,4 +1,5 @@
-//! The one request matcher: path, method, header and query conditions of a route match ([HR-6], [HR-7]).
+//! The one request matcher: path, method, header and query conditions of a route match ([HR-6],
+//! [HR-7]), plus the VirtualService-only scheme and source-namespace conditions ([VS-3]).
 //!
 //! The request path and `waygate explain` both call [`RequestMatch::check`], so what explain
 //! reports is what the proxy does.
@@ -21,6 +22,10 @@ pub struct RequestView<'a> {
     pub query: Option<&'a str>,
     /// Request headers.
     pub headers: &'a HeaderMap,
+    /// `http` or `https`: how the request reached the proxy (or its mesh sender).
+    pub scheme: &'a str,
+    /// The caller's namespace from its verified mesh identity (at a waypoint), if any.
+    pub source_namespace: Option<&'a str>,
 }
 
 /// A path condition.
@@ -80,6 +85,68 @@ pub struct HeaderMatch {
     pub name: HeaderName,
     /// Value condition.
     pub value: StringMatch,
+    /// [VS-3] `withoutHeaders`: holds only when the header is absent or fails `value`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub invert: bool,
+}
+
+impl HeaderMatch {
+    /// A plain (not negated) header condition.
+    pub fn new(name: HeaderName, value: StringMatch) -> Self {
+        Self {
+            name,
+            value,
+            invert: false,
+        }
+    }
+
+    fn check(&self, headers: &HeaderMap) -> bool {
+        let matched = header_value(headers, &self.name).is_some_and(|v| self.value.check(&v));
+        matched != self.invert
+    }
+}
+
+/// A method condition: exact (HTTPRoute, and the common VirtualService case) or a full-string
+/// regular expression (a VirtualService `prefix` or `regex`).
+#[derive(Debug, Clone)]
+pub enum MethodMatch {
+    /// Equal.
+    Exact(Method),
+    /// Anchored regular expression over the method name.
+    RegularExpression(Regex),
+}
+
+impl MethodMatch {
+    fn check(&self, m: &Method) -> bool {
+        match self {
+            MethodMatch::Exact(e) => e == m,
+            MethodMatch::RegularExpression(re) => re.is_match(m.as_str()),
+        }
+    }
+}
+
+impl std::fmt::Display for MethodMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MethodMatch::Exact(m) => write!(f, "{m}"),
+            MethodMatch::RegularExpression(re) => write!(f, "one matching {}", regex_source(re)),
+        }
+    }
+}
+
+impl Serialize for MethodMatch {
+    // An exact method prints as before (`"GET"`), so HTTPRoute dumps are unchanged.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            MethodMatch::Exact(m) => s.serialize_str(m.as_str()),
+            MethodMatch::RegularExpression(re) => {
+                let mut map = s.serialize_map(Some(1))?;
+                map.serialize_entry("regex", regex_source(re))?;
+                map.end()
+            }
+        }
+    }
 }
 
 /// A query-parameter condition (name exact).
@@ -97,12 +164,31 @@ pub struct RequestMatch {
     /// Path condition.
     pub path: PathMatch,
     /// Method condition.
-    #[serde(serialize_with = "ser_method")]
-    pub method: Option<Method>,
+    pub method: Option<MethodMatch>,
     /// Header conditions.
     pub headers: Vec<HeaderMatch>,
     /// Query conditions.
     pub query: Vec<QueryMatch>,
+    /// [VS-3] Scheme condition (`http`/`https`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<StringMatch>,
+    /// [VS-3] At a waypoint: the namespace the caller's verified identity must be in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_namespace: Option<String>,
+}
+
+impl RequestMatch {
+    /// A match on `path` alone.
+    pub fn path(path: PathMatch) -> Self {
+        Self {
+            path,
+            method: None,
+            headers: Vec::new(),
+            query: Vec::new(),
+            scheme: None,
+            source_namespace: None,
+        }
+    }
 }
 
 /// The first condition of a match that a request failed.
@@ -114,8 +200,14 @@ pub enum Mismatch {
     Method(String),
     /// A header was absent or had another value.
     Header(String),
+    /// A header that must be absent or differ (`withoutHeaders`) was present and matched.
+    HeaderPresent(String),
     /// A query parameter was absent or had another value.
     Query(String),
+    /// The scheme did not match.
+    Scheme,
+    /// The caller's namespace is not this one (or the caller has no mesh identity).
+    SourceNamespace(String),
 }
 
 impl std::fmt::Display for Mismatch {
@@ -124,7 +216,12 @@ impl std::fmt::Display for Mismatch {
             Mismatch::Path => write!(f, "path did not match"),
             Mismatch::Method(m) => write!(f, "method is not {m}"),
             Mismatch::Header(h) => write!(f, "header {h} did not match"),
+            Mismatch::HeaderPresent(h) => {
+                write!(f, "header {h} matched a withoutHeaders condition")
+            }
             Mismatch::Query(q) => write!(f, "query parameter {q} did not match"),
+            Mismatch::Scheme => write!(f, "scheme did not match"),
+            Mismatch::SourceNamespace(ns) => write!(f, "caller is not in namespace {ns}"),
         }
     }
 }
@@ -136,14 +233,23 @@ impl RequestMatch {
             return Err(Mismatch::Path);
         }
         if let Some(m) = &self.method
-            && m != req.method
+            && !m.check(req.method)
         {
             return Err(Mismatch::Method(m.to_string()));
         }
+        if let Some(s) = &self.scheme
+            && !s.check(req.scheme)
+        {
+            return Err(Mismatch::Scheme);
+        }
         for h in &self.headers {
-            let ok = header_value(req.headers, &h.name).is_some_and(|v| h.value.check(&v));
-            if !ok {
-                return Err(Mismatch::Header(h.name.to_string()));
+            if !h.check(req.headers) {
+                let name = h.name.to_string();
+                return Err(if h.invert {
+                    Mismatch::HeaderPresent(name)
+                } else {
+                    Mismatch::Header(name)
+                });
             }
         }
         for q in &self.query {
@@ -151,6 +257,11 @@ impl RequestMatch {
             if !ok {
                 return Err(Mismatch::Query(q.name.clone()));
             }
+        }
+        if let Some(ns) = &self.source_namespace
+            && req.source_namespace != Some(ns.as_str())
+        {
+            return Err(Mismatch::SourceNamespace(ns.clone()));
         }
         Ok(())
     }
@@ -218,24 +329,20 @@ pub fn anchored_regex(pattern: &str) -> Result<Regex, regex::Error> {
     Regex::new(&format!("^(?:{pattern})$"))
 }
 
-fn ser_regex<S: Serializer>(re: &Regex, s: S) -> Result<S::Ok, S::Error> {
+/// The pattern as written, without the anchoring [`anchored_regex`] added.
+fn regex_source(re: &Regex) -> &str {
     let p = re.as_str();
-    let inner = p
-        .strip_prefix("^(?:")
+    p.strip_prefix("^(?:")
         .and_then(|p| p.strip_suffix(")$"))
-        .unwrap_or(p);
-    s.serialize_str(inner)
+        .unwrap_or(p)
+}
+
+fn ser_regex<S: Serializer>(re: &Regex, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(regex_source(re))
 }
 
 fn ser_header_name<S: Serializer>(n: &HeaderName, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(n.as_str())
-}
-
-fn ser_method<S: Serializer>(m: &Option<Method>, s: S) -> Result<S::Ok, S::Error> {
-    match m {
-        Some(m) => s.serialize_str(m.as_str()),
-        None => s.serialize_none(),
-    }
 }
 
 #[cfg(test)]
@@ -255,16 +362,13 @@ mod tests {
             path,
             query,
             headers,
+            scheme: "http",
+            source_namespace: None,
         }
     }
 
     fn prefix(p: &str) -> RequestMatch {
-        RequestMatch {
-            path: PathMatch::PathPrefix(p.into()),
-            method: None,
-            headers: vec![],
-            query: vec![],
-        }
+        RequestMatch::path(PathMatch::PathPrefix(p.into()))
     }
 
     #[test]
@@ -321,22 +425,22 @@ mod tests {
         h.append("multi", HeaderValue::from_static("a"));
         h.append("multi", HeaderValue::from_static("b"));
         let m = RequestMatch {
-            path: PathMatch::PathPrefix("/".into()),
-            method: Some(Method::POST),
+            method: Some(MethodMatch::Exact(Method::POST)),
             headers: vec![
-                HeaderMatch {
-                    name: HeaderName::from_static("version"),
-                    value: StringMatch::Exact("one".into()),
-                },
-                HeaderMatch {
-                    name: HeaderName::from_static("multi"),
-                    value: StringMatch::Exact("a,b".into()),
-                },
+                HeaderMatch::new(
+                    HeaderName::from_static("version"),
+                    StringMatch::Exact("one".into()),
+                ),
+                HeaderMatch::new(
+                    HeaderName::from_static("multi"),
+                    StringMatch::Exact("a,b".into()),
+                ),
             ],
             query: vec![QueryMatch {
                 name: "animal".into(),
                 value: StringMatch::Exact("whale shark".into()),
             }],
+            ..prefix("/")
         };
         let post = Method::POST;
         assert_eq!(
@@ -361,6 +465,94 @@ mod tests {
         assert_eq!(
             m.check(&view(&post, "/", Some("animal=whale+shark"), &other)),
             Err(Mismatch::Header("version".into()))
+        );
+    }
+
+    #[test]
+    fn without_headers_hold_when_absent_or_different_vs_3() {
+        // [VS-3] `withoutHeaders`: the match fails only when the header is there and matches;
+        // `{}` (any value) therefore means "must be absent".
+        let get = Method::GET;
+        let negated = |value| RequestMatch {
+            headers: vec![HeaderMatch {
+                invert: true,
+                ..HeaderMatch::new(HeaderName::from_static("x-canary"), value)
+            }],
+            ..prefix("/")
+        };
+        let exact = negated(StringMatch::Exact("yes".into()));
+        let absent = negated(StringMatch::RegularExpression(
+            anchored_regex(".*").unwrap(),
+        ));
+        let none = HeaderMap::new();
+        let mut yes = HeaderMap::new();
+        yes.insert("x-canary", HeaderValue::from_static("yes"));
+        let mut no = HeaderMap::new();
+        no.insert("x-canary", HeaderValue::from_static("no"));
+        for (m, h, want) in [
+            (&exact, &none, true),
+            (&exact, &no, true),
+            (&exact, &yes, false),
+            (&absent, &none, true),
+            (&absent, &no, false),
+        ] {
+            assert_eq!(m.check(&view(&get, "/", None, h)).is_ok(), want);
+        }
+        assert_eq!(
+            exact.check(&view(&get, "/", None, &yes)),
+            Err(Mismatch::HeaderPresent("x-canary".into()))
+        );
+        let dumped = serde_json::to_value(&exact.headers[0]).unwrap();
+        assert_eq!(dumped["invert"], true);
+        let plain = serde_json::to_value(HeaderMatch::new(
+            HeaderName::from_static("x"),
+            StringMatch::Exact("1".into()),
+        ))
+        .unwrap();
+        assert!(
+            plain.get("invert").is_none(),
+            "HTTPRoute dumps are unchanged"
+        );
+    }
+
+    #[test]
+    fn method_regex_scheme_and_source_namespace_vs_3() {
+        let h = HeaderMap::new();
+        let m = RequestMatch {
+            method: Some(MethodMatch::RegularExpression(
+                anchored_regex("P.*").unwrap(),
+            )),
+            scheme: Some(StringMatch::Exact("https".into())),
+            source_namespace: Some("shop".into()),
+            ..prefix("/")
+        };
+        let https_from = |method: &'static Method, ns: Option<&'static str>| RequestView {
+            scheme: "https",
+            source_namespace: ns,
+            ..view(method, "/", None, &h)
+        };
+        assert!(m.check(&https_from(&Method::PUT, Some("shop"))).is_ok());
+        assert!(m.check(&https_from(&Method::POST, Some("shop"))).is_ok());
+        assert_eq!(
+            m.check(&https_from(&Method::GET, Some("shop"))),
+            Err(Mismatch::Method("one matching P.*".into()))
+        );
+        assert_eq!(
+            m.check(&view(&Method::PUT, "/", None, &h)),
+            Err(Mismatch::Scheme)
+        );
+        assert_eq!(
+            m.check(&https_from(&Method::PUT, Some("other"))),
+            Err(Mismatch::SourceNamespace("shop".into()))
+        );
+        assert!(m.check(&https_from(&Method::PUT, None)).is_err());
+        assert_eq!(
+            serde_json::to_value(&m.method).unwrap(),
+            serde_json::json!({"regex": "P.*"})
+        );
+        assert_eq!(
+            serde_json::to_value(Some(MethodMatch::Exact(Method::GET))).unwrap(),
+            "GET"
         );
     }
 

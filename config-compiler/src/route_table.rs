@@ -324,15 +324,15 @@ mod tests {
                 match_index: 0,
             },
             matcher: RequestMatch {
-                path,
-                method: None,
                 headers: (0..headers)
-                    .map(|i| HeaderMatch {
-                        name: HeaderName::from_bytes(format!("h{i}").as_bytes()).unwrap(),
-                        value: crate::request_match::StringMatch::Exact("1".into()),
+                    .map(|i| {
+                        HeaderMatch::new(
+                            HeaderName::from_bytes(format!("h{i}").as_bytes()).unwrap(),
+                            crate::request_match::StringMatch::Exact("1".into()),
+                        )
                     })
                     .collect(),
-                query: vec![],
+                ..RequestMatch::path(path)
             },
             action: Arc::new(RuleAction::default()),
             created: created.into(),
@@ -355,6 +355,8 @@ mod tests {
             path,
             query: None,
             headers: &h,
+            scheme: "http",
+            source_namespace: None,
         };
         vh.find(&req).map(|e| e.id.name.as_str())
     }

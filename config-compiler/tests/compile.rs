@@ -502,6 +502,8 @@ spec:
             path,
             query: None,
             headers: &h,
+            scheme: "http",
+            source_namespace: None,
         };
         port.route(&req)
             .ok()
@@ -585,6 +587,8 @@ fn http_and_grpc_routes_with_intersecting_hostnames_keep_the_older_gr_3() {
             path: "/pkg.Svc/M",
             query: None,
             headers: &h,
+            scheme: "http",
+            source_namespace: None,
         };
         let served = port.route(&req).ok().map(|m| m.entry.id.kind);
         let want_kind = if want.0 == "True" {

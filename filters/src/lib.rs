@@ -6,6 +6,7 @@
 
 pub mod authz;
 pub mod cors;
+pub mod direct_response;
 pub mod fault;
 pub mod header_modifier;
 pub mod mirror;
@@ -16,11 +17,12 @@ pub mod timeout;
 pub mod url_rewrite;
 
 pub use cors::{Cors, CorsSettings};
+pub use direct_response::DirectResponse;
 pub use fault::Fault;
 pub use header_modifier::{HeaderEdit, HeaderModifier};
 pub use mirror::Mirror;
 pub use path_rewrite::PathRewrite;
-pub use redirect::{Redirect, RedirectInput};
+pub use redirect::{DerivePort, Redirect, RedirectInput};
 pub use retry::RetryPolicy;
 pub use timeout::Timeouts;
 pub use url_rewrite::UrlRewrite;
@@ -45,4 +47,6 @@ pub enum Filter {
     Cors(Cors),
     /// Delay or abort a share of requests ([VS-7]).
     Fault(Fault),
+    /// Answer with a fixed status and body instead of forwarding ([VS-6]).
+    DirectResponse(DirectResponse),
 }

@@ -10,12 +10,26 @@ pub struct Redirect {
     pub scheme: Option<String>,
     /// New hostname; `None` keeps the request's Host without its port.
     pub hostname: Option<String>,
-    /// New port; `None` derives it from the scheme or the listener.
+    /// New port; `None` derives it (see `derive_port`).
     pub port: Option<u16>,
+    /// [VS-6] How an unset `port` is derived; `None` is Gateway API's rule: the scheme's
+    /// default port when `scheme` is set, else the listener's port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub derive_port: Option<DerivePort>,
     /// New path; `None` keeps the request's path.
     pub path: Option<PathRewrite>,
     /// 301, 302 (default), 303, 307 or 308.
     pub status: u16,
+}
+
+/// [VS-6] Istio's `derivePort`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DerivePort {
+    /// 80 for `http`, 443 for `https` (so the Location carries no port).
+    FromProtocolDefault,
+    /// The port the request came in on.
+    FromRequestPort,
 }
 
 /// What a redirect reads from the request.
@@ -40,11 +54,14 @@ impl Redirect {
     pub fn location(&self, req: &RedirectInput<'_>) -> String {
         let scheme = self.scheme.as_deref().unwrap_or(req.scheme);
         let host = self.hostname.as_deref().unwrap_or(req.host);
-        let port = match (self.port, self.scheme.as_deref()) {
-            (Some(p), _) => p,
-            (None, Some("http")) => 80,
-            (None, Some("https")) => 443,
-            (None, _) => req.listener_port,
+        let protocol_default = if scheme == "https" { 443 } else { 80 };
+        let port = match (self.port, self.derive_port, self.scheme.as_deref()) {
+            (Some(p), _, _) => p,
+            (None, Some(DerivePort::FromProtocolDefault), _) => protocol_default,
+            (None, Some(DerivePort::FromRequestPort), _) => req.listener_port,
+            (None, None, Some("http")) => 80,
+            (None, None, Some("https")) => 443,
+            (None, None, _) => req.listener_port,
         };
         let default_port = matches!((scheme, port), ("http", 80) | ("https", 443));
         let path = match &self.path {
@@ -88,6 +105,7 @@ mod tests {
             scheme: None,
             hostname: None,
             port: None,
+            derive_port: None,
             path: None,
             status: 302,
         }
@@ -126,6 +144,34 @@ mod tests {
             ..redirect()
         };
         assert_eq!(r.location(&input("/a")), "https://example.com:8443/a");
+    }
+
+    #[test]
+    fn derive_port_from_protocol_default_or_request_port_vs_6() {
+        // [VS-6] FROM_PROTOCOL_DEFAULT: the (new) scheme's default port, left out of the
+        // Location; FROM_REQUEST_PORT: the port the request came in on, even across schemes.
+        let on_8080 = RedirectInput {
+            listener_port: 8080,
+            ..input("/a")
+        };
+        let default = Redirect {
+            derive_port: Some(DerivePort::FromProtocolDefault),
+            ..redirect()
+        };
+        assert_eq!(default.location(&on_8080), "http://example.com/a");
+        let request = Redirect {
+            scheme: Some("https".into()),
+            derive_port: Some(DerivePort::FromRequestPort),
+            ..redirect()
+        };
+        assert_eq!(request.location(&on_8080), "https://example.com:8080/a");
+        let https_on_443 = RedirectInput {
+            scheme: "https",
+            listener_port: 443,
+            ..input("/a")
+        };
+        assert_eq!(request.location(&https_on_443), "https://example.com/a");
+        assert_eq!(default.location(&https_on_443), "https://example.com/a");
     }
 
     #[test]

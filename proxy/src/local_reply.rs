@@ -12,7 +12,7 @@ pub struct LocalReply {
     /// Status code.
     pub status: u16,
     /// Body (may be empty).
-    pub body: &'static str,
+    pub body: Bytes,
     /// Envoy-style response flag for the access log (`NR`, `UH`, …).
     pub flag: &'static str,
     /// Extra headers (e.g. `location`).
@@ -23,7 +23,7 @@ impl LocalReply {
     fn new(status: u16, body: &'static str, flag: &'static str) -> Self {
         Self {
             status,
-            body,
+            body: Bytes::from_static(body.as_bytes()),
             flag,
             headers: Vec::new(),
         }
@@ -103,6 +103,14 @@ impl LocalReply {
             Err(_) => Self::new(500, "", ""),
         }
     }
+    /// [VS-6] A VirtualService `directResponse`: its status and body, no response flag (as
+    /// Envoy logs a direct response).
+    pub fn direct(status: u16, body: Bytes) -> Self {
+        Self {
+            body,
+            ..Self::new(status, "", "")
+        }
+    }
     /// 200 answering a CORS preflight, with its headers (none for an origin not allowed) ([HF-5]).
     pub fn cors_preflight(headers: Vec<(HeaderName, HeaderValue)>) -> Self {
         Self {
@@ -134,7 +142,7 @@ impl LocalReply {
         session.write_response_header(Box::new(resp), empty).await?;
         if !empty {
             session
-                .write_response_body(Some(Bytes::from_static(self.body.as_bytes())), true)
+                .write_response_body(Some(self.body.clone()), true)
                 .await?;
         }
         Ok(())
@@ -145,14 +153,14 @@ impl LocalReply {
         let mut resp = ResponseHeader::build(200, Some(4))?;
         resp.insert_header("content-type", "application/grpc")?;
         resp.insert_header("grpc-status", code)?;
-        let message = if self.body.is_empty() {
-            match self.status {
+        // A body that is not a valid header value (a direct response's bytes) is not sent.
+        let message = std::str::from_utf8(&self.body)
+            .ok()
+            .filter(|b| !b.is_empty() && http::HeaderValue::from_str(b).is_ok())
+            .unwrap_or(match self.status {
                 404 => "no route matched",
                 _ => "backend unavailable",
-            }
-        } else {
-            self.body
-        };
+            });
         resp.insert_header("grpc-message", message)?;
         session.write_response_header(Box::new(resp), true).await
     }

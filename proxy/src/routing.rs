@@ -1,11 +1,12 @@
-//! Routing a request: route lookup, request filters (CORS preflight, redirect, URL rewrite,
-//! header modifiers, mirrors) and the choice of backend and endpoint, as one decision.
+//! Routing a request: route lookup, request filters (CORS preflight, redirect, direct response,
+//! URL rewrite, header modifiers, mirrors) and the choice of backend and endpoint, as one decision.
 
 use crate::forwarded::{X_FORWARDED_FOR, append_xff};
 use crate::headers::RequestHeaders;
 use crate::local_reply::LocalReply;
 use crate::mirror::{MirrorCopy, Mirrorer};
 use crate::proxy_app::{GatewayProxy, PendingMirror, RequestCtx};
+use crate::tls::DownstreamTls;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use pingora::proxy::Session;
@@ -44,17 +45,31 @@ pub(crate) fn decide(
         .unwrap_or("");
     let host = normalize_host(raw_host);
     let path = req.uri.path();
+    ctx.downstream_tls = session.digest().and_then(|d| d.ssl_digest.clone());
+    // A handle of our own on the TLS facts, so that the view can borrow them while `ctx`
+    // changes below.
+    let tls = ctx.downstream_tls.clone();
+    let facts = tls
+        .as_ref()
+        .and_then(|d| d.extension.get::<DownstreamTls>());
+    let hbone = facts.is_some_and(|t| t.hbone);
+    // [GEP-1294], [VS-3] The caller's namespace, from its verified SPIFFE ID (mesh only).
+    let caller = facts
+        .filter(|t| t.hbone)
+        .and_then(|t| t.peer_identity.as_deref())
+        .and_then(spiffe_namespace);
     let view = RequestView {
         method: &req.method,
         host: &host,
         path,
         query: req.uri.query(),
         headers: &req.headers,
+        scheme: request_scheme(tls.is_some(), facts, &req.headers),
+        source_namespace: caller,
     };
-    ctx.downstream_tls = session.digest().and_then(|d| d.ssl_digest.clone());
     // [HB-W4] A request inside an HBONE tunnel goes to the Service its CONNECT named: with the
     // routes attached to that Service, else straight to its endpoints.
-    let (entry, listener_port) = if ctx.tls_facts().is_some_and(|t| t.hbone) {
+    let (entry, listener_port) = if hbone {
         let dest = tunnel_destination(session);
         let Some((waypoint, service)) = dest.and_then(|d| app.mesh_target(snapshot, d)) else {
             return Decision::Reply(LocalReply::no_route());
@@ -67,12 +82,7 @@ pub(crate) fn decide(
         if let Some(denied) = crate::authz::check(policies, session, ctx, &host, to) {
             return Decision::Reply(denied);
         }
-        // [GEP-1294] The caller's namespace (from its verified SPIFFE ID) picks its consumer
-        // routes over the producer's.
-        let caller = ctx
-            .tls_facts()
-            .and_then(|t| t.peer_identity.as_deref())
-            .and_then(spiffe_namespace);
+        // [GEP-1294] The caller's namespace picks its consumer routes over the producer's.
         let Some(table) = service.routes_for(caller) else {
             return mesh_default(snapshot, service, session, ctx);
         };
@@ -150,11 +160,8 @@ pub(crate) fn decide(
             }
             // Redirect is answered locally and needs the request as it arrived.
             Filter::RequestRedirect(r) => {
-                // Inside an HBONE tunnel the request is the client's own plain HTTP: the
-                // waypoint's mTLS is not its scheme.
-                let tls = ctx.downstream_tls.is_some() && !ctx.tls_facts().is_some_and(|t| t.hbone);
                 let input = RedirectInput {
-                    scheme: if tls { "https" } else { "http" },
+                    scheme: view.scheme,
                     host: &host,
                     listener_port,
                     path,
@@ -162,6 +169,9 @@ pub(crate) fn decide(
                     matched_prefix,
                 };
                 return Decision::Reply(LocalReply::redirect(r.status, r.location(&input)));
+            }
+            Filter::DirectResponse(d) => {
+                return Decision::Reply(LocalReply::direct(d.status, d.body.clone()));
             }
             _ => {}
         }
@@ -318,6 +328,23 @@ fn in_mesh_endpoint(m: &MeshEndpoint, ctx: &mut RequestCtx) -> Decision {
     ctx.hbone_peer = m.identity.clone();
     ctx.upstream = Some(SocketAddr::new(m.addr.ip(), HBONE_PORT));
     Decision::Forward
+}
+
+/// `https` when this proxy terminated TLS for the request; inside an HBONE tunnel the
+/// waypoint's mTLS is not the request's scheme: the mesh sender's `x-forwarded-proto` (say,
+/// an ingress that terminated HTTPS) stands, and without one it is the client's plain HTTP.
+fn request_scheme(
+    terminated_tls: bool,
+    facts: Option<&DownstreamTls>,
+    headers: &http::HeaderMap,
+) -> &'static str {
+    let https = match facts {
+        Some(t) if t.hbone => headers
+            .get("x-forwarded-proto")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")),
+        _ => terminated_tls,
+    };
+    if https { "https" } else { "http" }
 }
 
 /// The namespace of a SPIFFE ID `spiffe://<trust domain>/ns/<ns>/sa/<sa>`.

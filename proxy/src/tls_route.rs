@@ -73,6 +73,8 @@ pub fn backend_for(snapshot: &Snapshot, listener: &ListenerIr, sni: &str) -> Opt
         path: "/",
         query: None,
         headers: &headers,
+        scheme: "http",
+        source_namespace: None,
     };
     let action = &vh.find(&view)?.action;
     if action.total_weight == 0 {

@@ -290,3 +290,78 @@ async fn an_httproute_on_the_same_service_wins_over_a_virtual_service() {
     assert_eq!(notes[0]["applied"][0], "HTTPRoute apps/reviews");
     assert_eq!(notes[0]["ignored"], "apps/reviews");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_namespace_and_scheme_are_checked_per_caller_vs_3() {
+    let w = world(
+        r#"---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings, namespace: apps}
+spec:
+  hosts: [ratings]
+  http:
+  - match: [{sourceNamespace: other}]
+    route: [{destination: {host: reviews-v2}}]
+  - match: [{sourceNamespace: apps, uri: {prefix: /mine}}]
+    route: [{destination: {host: reviews-v1}}]
+  - match: [{scheme: {exact: https}, uri: {prefix: /secure}}]
+    directResponse: {status: 200, body: {string: "sender said https"}}
+  - match: [{uri: {prefix: /secure}}]
+    directResponse: {status: 200, body: {string: "plain http"}}
+  - route: [{destination: {host: ratings}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: labelled, namespace: apps}
+spec:
+  hosts: [reviews-v2]
+  http:
+  - match: [{sourceLabels: {app: curl}}]
+    route: [{destination: {host: reviews-v1}}]
+  tcp:
+  - route: [{destination: {host: reviews-v1}}]
+"#,
+    )
+    .await;
+    // The caller is `apps/curl`: the `other` route never takes it, the `apps` one does.
+    let (_, _, body) = get(&w, "10.96.1.4:9080", "/mine/x", &[]).await;
+    assert_eq!(pod(&body), "reviews-v1", "{body}");
+    let (_, _, body) = get(&w, "10.96.1.4:9080", "/x", &[]).await;
+    assert_eq!(pod(&body), "ratings-1", "{body}");
+    // Inside the tunnel the scheme is the mesh sender's x-forwarded-proto, else plain http
+    // (the tunnel's own mTLS is not the request's scheme).
+    let (_, _, body) = get(
+        &w,
+        "10.96.1.4:9080",
+        "/secure",
+        &[("x-forwarded-proto", "https")],
+    )
+    .await;
+    assert_eq!(body, "sender said https");
+    let (_, _, body) = get(&w, "10.96.1.4:9080", "/secure", &[]).await;
+    assert_eq!(body, "plain http");
+    // sourceLabels and tcp routes are not supported: named in the status; the match is skipped.
+    let report = w._gw.state().status().report.clone();
+    let labelled = report
+        .objects
+        .iter()
+        .find(|o| o.kind == "VirtualService" && o.name == "labelled")
+        .unwrap();
+    let accepted = labelled.conditions.get("Accepted").unwrap();
+    assert_eq!(accepted.status, "False");
+    assert!(
+        accepted
+            .message
+            .contains("spec.http[0].match[0].sourceLabels: not supported"),
+        "{}",
+        accepted.message
+    );
+    assert!(
+        accepted.message.contains("spec.tcp: not supported"),
+        "{}",
+        accepted.message
+    );
+    let (_, _, body) = get(&w, "10.96.1.3:9080", "/", &[]).await;
+    assert_ne!(pod(&body), "reviews-v1", "{body}");
+}

@@ -381,3 +381,187 @@ async fn mirrors_copy_each_request_to_every_mirror_with_a_share() {
     );
     assert_eq!(canary.request_count(), 0, "a 0% mirror gets nothing");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_headers_method_patterns_scheme_and_source_namespace_vs_3() {
+    let s = shop(&vs(
+        "shop",
+        "matches",
+        "2024-01-01T00:00:00Z",
+        r#"  hosts: [shop.example.com]
+  gateways: [infra/gw]
+  http:
+  - match: [{sourceNamespace: shop, uri: {prefix: /src}}]
+    route: [{destination: {host: canary}}]
+  - match: [{sourceNamespace: infra, uri: {prefix: /src}}]
+    route: [{destination: {host: api}}]
+  - match: [{method: {prefix: P}, withoutHeaders: {x-env: {exact: prod}}}]
+    route: [{destination: {host: api}}]
+  - match: [{method: {regex: "GET|OPTIONS"}, withoutHeaders: {x-debug: {}}}]
+    route: [{destination: {host: web}}]
+  - match: [{scheme: {exact: http}, uri: {prefix: /plain}}]
+    route: [{destination: {host: canary}}]
+  - match: [{scheme: {exact: https}}]
+    route: [{destination: {host: api}}]
+"#,
+    ))
+    .await;
+    let addr = gw_addr(&s.gw);
+    let c = client();
+    let pod = |method: &'static str, path: &'static str, headers: &'static [(&str, &str)]| {
+        let c = c.clone();
+        async move {
+            let r = send(&c, addr, method, "shop.example.com", path, headers)
+                .await
+                .unwrap();
+            if r.status == 404 {
+                "404".to_string()
+            } else {
+                r.pod()
+            }
+        }
+    };
+    // [VS-3] method prefix, and a withoutHeaders value that the request does not carry.
+    assert_eq!(pod("POST", "/", &[]).await, "api-1");
+    assert_eq!(pod("PATCH", "/", &[("x-env", "staging")]).await, "api-1");
+    // The negated header matches: the route is skipped; nothing else takes a PUT to `/`
+    // (plain HTTP is not `https`).
+    assert_eq!(pod("PUT", "/", &[("x-env", "prod")]).await, "404");
+    // Method regex; `withoutHeaders: {x-debug: {}}` means the header must be absent.
+    assert_eq!(pod("GET", "/", &[]).await, "web-1");
+    assert_eq!(pod("OPTIONS", "/", &[]).await, "web-1");
+    assert_eq!(pod("GET", "/", &[("x-debug", "")]).await, "404");
+    assert_eq!(pod("GET", "/plain", &[("x-debug", "1")]).await, "canary-1");
+    assert_eq!(pod("DELETE", "/x", &[]).await, "404");
+    // At a Gateway, `sourceNamespace` names the gateway itself (it runs in `infra`).
+    assert_eq!(pod("GET", "/src", &[]).await, "api-1");
+    assert_eq!(vs_accepted(&s.gw, "shop", "matches").await.0, "True");
+    // /config_dump shows the negation.
+    let dump = admin_get(&s.gw, "/config_dump").await.json().to_string();
+    assert!(dump.contains(r#""invert":true"#), "{dump}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_responses_and_regex_rewrites_vs_5_vs_6() {
+    let good = vs(
+        "shop",
+        "direct",
+        "2024-01-01T00:00:00Z",
+        r#"  hosts: [shop.example.com]
+  gateways: [infra/gw]
+  http:
+  - match: [{uri: {prefix: /gone}}]
+    directResponse: {status: 410, body: {string: "gone for good"}}
+  - match: [{uri: {prefix: /raw}}]
+    directResponse: {status: 503, body: {bytes: "aGVsbG8="}}
+  - match: [{uri: {prefix: /empty}}]
+    directResponse: {status: 204}
+  - match: [{uri: {prefix: /service}}]
+    rewrite: {uriRegexRewrite: {match: "^/service/([^/]+)(/.*)$", rewrite: "\\2/instance/\\1"}}
+    route: [{destination: {host: api}}]
+"#,
+    );
+    let bad = vs(
+        "shop",
+        "bad",
+        "2024-01-01T00:00:00Z",
+        r#"  hosts: [bad.example.com]
+  gateways: [infra/gw]
+  http:
+  - directResponse: {status: 200}
+    route: [{destination: {host: api}}]
+  - rewrite: {uri: /x, uriRegexRewrite: {match: a, rewrite: b}}
+    route: [{destination: {host: api}}]
+  - rewrite: {uriRegexRewrite: {match: "^/(a)$", rewrite: "\\3"}}
+    route: [{destination: {host: api}}]
+  - directResponse: {status: 200, body: {bytes: "not base64!"}}
+"#,
+    );
+    let s = shop(&(good + &bad)).await;
+    let addr = gw_addr(&s.gw);
+
+    // [VS-6] Answered here with the configured status and body; no backend sees it.
+    let r = get(addr, "shop.example.com", "/gone/x").await;
+    assert_eq!((r.status, r.body.as_str()), (410, "gone for good"));
+    assert_eq!(
+        r.headers.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("text/plain")
+    );
+    let r = get(addr, "shop.example.com", "/raw").await;
+    assert_eq!((r.status, r.body.as_str()), (503, "hello"));
+    let r = get(addr, "shop.example.com", "/empty").await;
+    assert_eq!((r.status, r.body.as_str()), (204, ""));
+    assert!(
+        s._backends.iter().all(|b| b.request_count() == 0),
+        "a direct response never reaches a backend"
+    );
+
+    // [VS-5] Capture groups move parts of the path; the query string is kept.
+    let r = get(addr, "shop.example.com", "/service/foo/v1/api?x=1").await;
+    assert_eq!(r.pod(), "api-1");
+    assert_eq!(r.json()["path"], "/v1/api/instance/foo?x=1", "{}", r.body);
+
+    let (ok, msg) = vs_accepted(&s.gw, "shop", "bad").await;
+    assert_eq!(ok, "False");
+    for want in [
+        "spec.http[0].directResponse: cannot be combined with route or redirect",
+        "spec.http[1].rewrite: set only one of uri and uriRegexRewrite",
+        "spec.http[2].rewrite.uriRegexRewrite.rewrite: \"\\\\3\"",
+        "spec.http[3].directResponse.body.bytes: not base64",
+    ] {
+        assert!(msg.contains(want), "{want} in {msg}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_ports_follow_derive_port_vs_6() {
+    let s = shop(&vs(
+        "shop",
+        "redirects",
+        "2024-01-01T00:00:00Z",
+        r#"  hosts: [shop.example.com]
+  gateways: [infra/gw]
+  http:
+  - match: [{uri: {prefix: /request-port}}]
+    redirect: {scheme: https, derivePort: FROM_REQUEST_PORT}
+  - match: [{uri: {prefix: /protocol-default}}]
+    redirect: {authority: other.example.com, derivePort: FROM_PROTOCOL_DEFAULT, redirectCode: 302}
+  - match: [{uri: {prefix: /fixed}}]
+    redirect: {uri: /new, port: 9443, scheme: https}
+  - match: [{uri: {prefix: /scheme-only}}]
+    redirect: {scheme: https}
+  - match: [{uri: {prefix: /bad}}]
+    redirect: {port: 1, derivePort: FROM_REQUEST_PORT}
+"#,
+    ))
+    .await;
+    let addr = gw_addr(&s.gw);
+    let location = |r: &Reply| {
+        r.headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    // The listener's port is 80: kept across the scheme change.
+    let r = get(addr, "shop.example.com", "/request-port/a?q=1").await;
+    assert_eq!(r.status, 301);
+    assert_eq!(
+        location(&r),
+        "https://shop.example.com:80/request-port/a?q=1"
+    );
+    let r = get(addr, "shop.example.com", "/protocol-default").await;
+    assert_eq!(r.status, 302);
+    assert_eq!(location(&r), "http://other.example.com/protocol-default");
+    // `uri` replaces the whole path, not just the matched prefix.
+    let r = get(addr, "shop.example.com", "/fixed/deep").await;
+    assert_eq!(location(&r), "https://shop.example.com:9443/new");
+    let r = get(addr, "shop.example.com", "/scheme-only").await;
+    assert_eq!(location(&r), "https://shop.example.com/scheme-only");
+    let (ok, msg) = vs_accepted(&s.gw, "shop", "redirects").await;
+    assert_eq!(ok, "False");
+    assert!(
+        msg.contains("spec.http[4].redirect: set only one of port and derivePort"),
+        "{msg}"
+    );
+}

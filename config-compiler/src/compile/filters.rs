@@ -248,6 +248,7 @@ fn redirect(
         scheme: spec.scheme.clone(),
         hostname: spec.hostname.clone(),
         port: spec.port,
+        derive_port: None,
         path,
         status,
     })

@@ -20,7 +20,9 @@ mod service_entries;
 mod tls;
 mod traffic_policy;
 mod virtual_services;
+mod vs_actions;
 mod vs_gateways;
+mod vs_matches;
 
 use crate::resources::core::SERVICE_NAME_LABEL;
 use crate::resources::{

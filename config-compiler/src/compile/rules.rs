@@ -5,7 +5,7 @@ use super::clusters::{ClusterSet, cluster_name};
 use super::filters::compile_filters;
 use super::{GATEWAY_GROUP, World};
 use crate::request_match::{
-    HeaderMatch, PathMatch, QueryMatch, RequestMatch, StringMatch, anchored_regex,
+    HeaderMatch, MethodMatch, PathMatch, QueryMatch, RequestMatch, StringMatch, anchored_regex,
 };
 use crate::resources::NsName;
 use crate::resources::http_route::{BackendObjectRef, HttpHeaderMatch, HttpRouteRule};
@@ -69,12 +69,7 @@ pub(super) fn compile_rule(
     problems: &mut Vec<RefProblem>,
 ) -> Result<CompiledRule, RuleError> {
     let matches = if rule.matches.is_empty() {
-        vec![RequestMatch {
-            path: PathMatch::PathPrefix("/".into()),
-            method: None,
-            headers: vec![],
-            query: vec![],
-        }]
+        vec![RequestMatch::path(PathMatch::PathPrefix("/".into()))]
     } else {
         rule.matches
             .iter()
@@ -246,10 +241,7 @@ fn compile_match(
         if headers.iter().any(|x| x.name == name) {
             continue;
         }
-        headers.push(HeaderMatch {
-            name,
-            value: string_match(h, "header")?,
-        });
+        headers.push(HeaderMatch::new(name, string_match(h, "header")?));
     }
     let mut query: Vec<QueryMatch> = Vec::new();
     for q in &m.query_params {
@@ -262,10 +254,10 @@ fn compile_match(
         });
     }
     Ok(RequestMatch {
-        path,
-        method,
+        method: method.map(MethodMatch::Exact),
         headers,
         query,
+        ..RequestMatch::path(path)
     })
 }
 

@@ -2,30 +2,18 @@
 //! HTTPRoute/GRPCRoute is attached to takes the `http` routes of the first VirtualService
 //! (oldest, then namespace/name) whose `hosts` name it and whose `gateways` include `mesh`
 //! (or are empty). Routes keep their written order: the first match wins. The binding to
-//! Gateways is in `vs_gateways`; both share the compilation of matches and actions here.
+//! Gateways is in `vs_gateways`; both share `vs_matches` and `vs_actions`.
 
 use super::World;
-use super::clusters::{ClusterSet, cluster_name};
-use crate::request_match::{
-    HeaderMatch, PathMatch, QueryMatch, RequestMatch, StringMatch, anchored_regex,
-};
-use crate::resources::virtual_service::{
-    CorsPolicy, Destination, Headers, HttpMatch, HttpRoute, StringMatch as VsMatch,
-};
+use super::clusters::ClusterSet;
+use super::vs_actions::compile_action;
+use super::vs_matches::compile_match;
+use crate::resources::virtual_service::HttpMatch;
 use crate::resources::{NsName, Resources, Sourced, VirtualService};
-use crate::route_table::{
-    BackendTarget, RouteEntry, RouteId, RouteTable, RuleAction, VirtualHost, WeightedBackend,
-};
+use crate::route_table::{RouteEntry, RouteId, RouteTable, RuleAction, VirtualHost};
 use crate::snapshot::{GatewayIr, PrecedenceNote};
 use crate::status::{Condition, Conditions, ObjectStatus};
 use std::sync::Arc;
-use std::time::Duration;
-use waygate_filters::cors::OriginMatch;
-use waygate_filters::fault::{Fault, Faulted, share};
-use waygate_filters::{
-    Cors, CorsSettings, Filter, HeaderModifier, Mirror, PathRewrite, Redirect, RetryPolicy,
-    Timeouts, UrlRewrite,
-};
 
 /// [VS-1] A VirtualService host as an FQDN pattern: short names (and `name.ns`) live in the
 /// VirtualService's namespace.
@@ -102,6 +90,14 @@ impl<'a> VsBook<'a> {
                     }
                     if let Err(e) = compile_action(h, None, ns, 0, world, &mut scratch) {
                         problems.push(format!("spec.http[{i}]{e}"));
+                    }
+                }
+                let spec = &v.object.spec;
+                for (field, routes) in [("tcp", spec.tcp.len()), ("tls", spec.tls.len())] {
+                    if routes > 0 {
+                        problems.push(format!(
+                            "spec.{field}: not supported ({field} routes are ignored)"
+                        ));
                     }
                 }
                 problems.extend(unknown_subsets(&v.object, world));
@@ -304,13 +300,29 @@ pub(super) fn entries_for(
             {
                 continue;
             }
-            let matcher = match compile_match(m) {
+            // [VS-3] `sourceNamespace` names the workloads a match applies to (Istio ignores it
+            // when the match names `gateways`). At a waypoint those are its callers: checked
+            // against the namespace of the caller's verified identity on each request. A
+            // Gateway applies it as Istio does for a gateway proxy: to itself, by namespace.
+            let source_ns = m
+                .source_namespace
+                .as_deref()
+                .filter(|ns| !ns.is_empty() && m.gateways.is_empty());
+            if let (Some(ns), Binding::Gateway(id)) = (source_ns, binding)
+                && ns != id.namespace
+            {
+                continue;
+            }
+            let mut matcher = match compile_match(m) {
                 Ok(x) => x,
                 Err(e) => {
                     problems.push(format!("{at}.match[{j}]{e}"));
                     continue;
                 }
             };
+            if matches!(binding, Binding::Mesh) {
+                matcher.source_namespace = source_ns.map(str::to_string);
+            }
             let prefix = m.uri.as_ref().and_then(|u| u.prefix.clone());
             let action = compile_action(h, prefix, meta.namespace(), request_port, world, clusters)
                 .unwrap_or_else(|e| {
@@ -336,401 +348,6 @@ pub(super) fn entries_for(
         }
     }
     out
-}
-
-fn regex(pattern: &str, what: &str) -> Result<regex::Regex, String> {
-    anchored_regex(pattern).map_err(|e| {
-        // The parser's message draws a caret under the anchored pattern over several lines;
-        // its last line says what is wrong.
-        let text = e.to_string();
-        let why = text
-            .lines()
-            .last()
-            .unwrap_or("")
-            .trim_start_matches("error: ");
-        format!(".{what}.regex: {pattern:?} is not a valid regular expression: {why}")
-    })
-}
-
-/// A VirtualService string match as a value condition ([VS-3]); `None` fields: present.
-fn value_match(m: &VsMatch, what: &str, ignore_case: bool) -> Result<StringMatch, String> {
-    let ci = if ignore_case { "(?i)" } else { "" };
-    match (&m.exact, &m.prefix, &m.regex) {
-        (Some(e), None, None) if !ignore_case => Ok(StringMatch::Exact(e.clone())),
-        (Some(e), None, None) => Ok(StringMatch::RegularExpression(regex(
-            &format!("{ci}{}", regex::escape(e)),
-            what,
-        )?)),
-        (None, Some(p), None) => Ok(StringMatch::RegularExpression(regex(
-            &format!("{ci}{}.*", regex::escape(p)),
-            what,
-        )?)),
-        (None, None, Some(r)) => Ok(StringMatch::RegularExpression(regex(
-            &format!("{ci}{r}"),
-            what,
-        )?)),
-        (None, None, None) => Ok(StringMatch::RegularExpression(regex(".*", what)?)),
-        _ => Err(format!(".{what}: set only one of exact, prefix and regex")),
-    }
-}
-
-fn compile_match(m: &HttpMatch) -> Result<RequestMatch, String> {
-    let path = match &m.uri {
-        None => PathMatch::PathPrefix("/".into()),
-        Some(u) => match value_match(u, "uri", m.ignore_uri_case)? {
-            StringMatch::Exact(e) => PathMatch::Exact(e),
-            StringMatch::RegularExpression(r) => PathMatch::RegularExpression(r),
-        },
-    };
-    let method = match &m.method {
-        None => None,
-        Some(VsMatch {
-            exact: Some(e),
-            prefix: None,
-            regex: None,
-        }) => Some(
-            http::Method::from_bytes(e.as_bytes())
-                .map_err(|_| format!(".method.exact: {e:?} is not a method"))?,
-        ),
-        Some(_) => return Err(".method: only exact is supported".into()),
-    };
-    let mut headers = Vec::new();
-    for (name, v) in &m.headers {
-        let at = format!("headers[{name}]");
-        headers.push(HeaderMatch {
-            name: http::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!(".{at}: not a header name"))?,
-            value: value_match(v, &at, false)?,
-        });
-    }
-    if let Some(a) = &m.authority {
-        headers.push(HeaderMatch {
-            name: http::header::HOST,
-            value: value_match(a, "authority", false)?,
-        });
-    }
-    if !m.without_headers.is_empty() {
-        return Err(".withoutHeaders: not supported yet".into());
-    }
-    let query = m
-        .query_params
-        .iter()
-        .map(|(name, v)| {
-            Ok(QueryMatch {
-                name: name.clone(),
-                value: value_match(v, &format!("queryParams[{name}]"), false)?,
-            })
-        })
-        .collect::<Result<_, String>>()?;
-    Ok(RequestMatch {
-        path,
-        method,
-        headers,
-        query,
-    })
-}
-
-fn modifiers(h: &Headers, filters: &mut Vec<Filter>, at: &str) -> Result<(), String> {
-    let build = |ops: &crate::resources::virtual_service::HeaderOperations| {
-        HeaderModifier::new(
-            ops.set.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            ops.add.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            ops.remove.iter().map(String::as_str),
-        )
-        .map_err(|e| format!("{at}: {e}"))
-    };
-    if let Some(req) = &h.request {
-        filters.push(Filter::RequestHeaderModifier(build(req)?));
-    }
-    if let Some(resp) = &h.response {
-        filters.push(Filter::ResponseHeaderModifier(build(resp)?));
-    }
-    Ok(())
-}
-
-fn duration(s: &str, at: &str) -> Result<Duration, String> {
-    // Istio durations: `1.5s`, `100ms`, `2m`, `1h`.
-    let (num, unit) = s
-        .find(|c: char| c.is_ascii_alphabetic())
-        .map(|i| s.split_at(i))
-        .ok_or_else(|| format!("{at}: {s:?} has no unit"))?;
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{at}: {s:?} is not a duration"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("{at}: {s:?} has an unknown unit")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("{at}: {s:?} is out of range"))
-}
-
-/// [VS-4] A destination's cluster: a ServiceEntry host, else a Service (short name in the
-/// VirtualService's namespace); the port is the given one, the service's only one, or the
-/// port the request came in on (0 while validating unbound: not checked).
-fn destination(
-    d: &Destination,
-    ns: &str,
-    request_port: u16,
-    world: &World<'_>,
-    clusters: &mut ClusterSet,
-) -> Result<BackendTarget, String> {
-    // [DR-1] A subset is its own cluster: the host's cluster narrowed by the subset's labels.
-    if let Some(subset) = d.subset.as_deref() {
-        let whole = Destination {
-            subset: None,
-            ..d.clone()
-        };
-        return match destination(&whole, ns, request_port, world, clusters)? {
-            BackendTarget::Cluster { index, name } => Ok(BackendTarget::Cluster {
-                index: clusters.intern_subset_of(index, subset),
-                name: name.replacen("||", &format!("|{subset}|"), 1),
-            }),
-            invalid => Ok(invalid),
-        };
-    }
-    let given = d.port.as_ref().and_then(|p| p.number);
-    if let Some(e) = super::service_entries::by_host(world, &d.host, ns) {
-        let port = given
-            .or_else(|| (e.spec.ports.len() == 1).then(|| e.spec.ports[0].number))
-            .unwrap_or(request_port);
-        if port != 0 && !e.spec.ports.iter().any(|p| p.number == port) {
-            return Err(format!("{} has no port {port}", d.host));
-        }
-        let host = d.host.to_ascii_lowercase();
-        return Ok(BackendTarget::Cluster {
-            name: format!("outbound|{port}||{host}"),
-            index: clusters.intern_entry(e.metadata.ns_name(), &host, port),
-        });
-    }
-    let fqdn = expand(&d.host, ns);
-    let svc = fqdn
-        .strip_suffix(".svc.cluster.local")
-        .and_then(|s| s.split_once('.'))
-        .map(|(name, ns)| NsName::new(ns, name))
-        .ok_or_else(|| format!("{}: not a Service or ServiceEntry host", d.host))?;
-    let service = world
-        .service(&svc.namespace, &svc.name)
-        .ok_or_else(|| format!("Service {svc} not found"))?;
-    let ports = &service.spec.ports;
-    let port = given
-        .or_else(|| (ports.len() == 1).then(|| ports[0].port))
-        .unwrap_or(request_port);
-    if port != 0 && !ports.iter().any(|p| p.port == port) {
-        return Err(format!("Service {svc} has no port {port}"));
-    }
-    let name = cluster_name(&svc, port);
-    Ok(BackendTarget::Cluster {
-        index: clusters.intern(svc, port),
-        name,
-    })
-}
-
-/// `corsPolicy` as the CORS filter ([HF-5] semantics, Istio's origin matches and its
-/// default of forwarding preflights from origins it does not allow).
-fn cors(c: &CorsPolicy) -> Result<Cors, String> {
-    let mut origins = Vec::new();
-    for (k, o) in c.allow_origins.iter().enumerate() {
-        origins.push(match (&o.exact, &o.prefix, &o.regex) {
-            (Some(e), None, None) => OriginMatch::Exact(e.clone()),
-            (None, Some(p), None) => OriginMatch::Prefix(p.clone()),
-            (None, None, Some(r)) => OriginMatch::Regex(r.clone()),
-            _ => {
-                return Err(format!(
-                    ".corsPolicy.allowOrigins[{k}]: set exactly one of exact, prefix and regex"
-                ));
-            }
-        });
-    }
-    origins.extend(c.allow_origin.iter().cloned().map(OriginMatch::Exact));
-    let max_age = c
-        .max_age
-        .as_deref()
-        .map(|a| duration(a, ".corsPolicy.maxAge").map(|d| d.as_secs() as i64))
-        .transpose()?;
-    let forward = match c.unmatched_preflights.as_deref() {
-        None | Some("FORWARD" | "UNSPECIFIED") => true,
-        Some("IGNORE") => false,
-        Some(other) => {
-            return Err(format!(
-                ".corsPolicy.unmatchedPreflights: unknown value {other:?} (FORWARD or IGNORE)"
-            ));
-        }
-    };
-    Cors::new(&CorsSettings {
-        allow_methods: &c.allow_methods,
-        allow_headers: &c.allow_headers,
-        expose_headers: &c.expose_headers,
-        max_age,
-        allow_credentials: c.allow_credentials.unwrap_or(false),
-        origin_matches: &origins,
-        forward_unmatched_preflights: forward,
-        ..Default::default()
-    })
-    .map_err(|e| format!(".corsPolicy: {e}"))
-}
-
-/// Every retryable status `retryOn` names ([VS-9]).
-fn retry_codes(on: &str) -> Vec<i64> {
-    let mut codes = Vec::new();
-    for part in on.split(',').map(str::trim) {
-        match part {
-            "5xx" => codes.extend(500..=599),
-            "gateway-error" => codes.extend([502, 503, 504]),
-            "retriable-4xx" => codes.push(409),
-            "unavailable" => codes.push(503),
-            p => codes.extend(p.parse::<i64>().ok()),
-        }
-    }
-    codes.sort_unstable();
-    codes.dedup();
-    codes
-}
-
-fn compile_action(
-    h: &HttpRoute,
-    matched_prefix: Option<String>,
-    ns: &str,
-    request_port: u16,
-    world: &World<'_>,
-    clusters: &mut ClusterSet,
-) -> Result<RuleAction, String> {
-    let mut filters = Vec::new();
-    if let Some(f) = &h.fault {
-        let mut fault = Fault::default();
-        if let Some(d) = &f.delay {
-            let what = duration(
-                d.fixed_delay.as_deref().unwrap_or(""),
-                ".fault.delay.fixedDelay",
-            )?;
-            // No percentage: nothing is delayed ([VS-7]).
-            let share = share(d.percentage.as_ref().map_or(0.0, |p| p.value))
-                .map_err(|e| format!(".fault.delay.percentage: {e}"))?;
-            fault.delay = Some(Faulted { what, share });
-        }
-        if let Some(a) = &f.abort {
-            let what = a
-                .http_status
-                .filter(|s| (200..=599).contains(s))
-                .ok_or(".fault.abort.httpStatus: needs a status between 200 and 599")?;
-            let share = share(a.percentage.as_ref().map_or(0.0, |p| p.value))
-                .map_err(|e| format!(".fault.abort.percentage: {e}"))?;
-            fault.abort = Some(Faulted { what, share });
-        }
-        filters.push(Filter::Fault(fault));
-    }
-    if let Some(r) = &h.redirect {
-        if h.rewrite.is_some() || !h.route.is_empty() {
-            return Err(".redirect: cannot be combined with rewrite or route".into());
-        }
-        filters.push(Filter::RequestRedirect(Redirect {
-            scheme: r.scheme.clone(),
-            hostname: r.authority.clone(),
-            port: r.port,
-            path: r.uri.clone().map(PathRewrite::ReplaceFullPath),
-            status: r.redirect_code.unwrap_or(301),
-        }));
-    }
-    if let Some(rw) = &h.rewrite {
-        let path = rw.uri.clone().map(|uri| match &matched_prefix {
-            Some(prefix) => PathRewrite::ReplaceCharPrefix {
-                prefix: prefix.clone(),
-                with: uri,
-            },
-            None => PathRewrite::ReplaceFullPath(uri),
-        });
-        filters.push(Filter::UrlRewrite(UrlRewrite {
-            hostname: rw.authority.clone(),
-            path,
-        }));
-    }
-    if let Some(hd) = &h.headers {
-        modifiers(hd, &mut filters, ".headers")?;
-    }
-    if let Some(c) = &h.cors_policy {
-        filters.push(Filter::Cors(cors(c)?));
-    }
-    let mirrors = h
-        .mirror
-        .iter()
-        .map(|d| (d, h.mirror_percentage.as_ref(), ".mirror".to_string()))
-        .chain(h.mirrors.iter().enumerate().map(|(k, m)| {
-            (
-                &m.destination,
-                m.percentage.as_ref(),
-                format!(".mirrors[{k}]"),
-            )
-        }));
-    for (d, pct, at) in mirrors {
-        let target =
-            destination(d, ns, request_port, world, clusters).map_err(|e| format!("{at}: {e}"))?;
-        if let BackendTarget::Cluster { index, name } = target {
-            let pct = pct.map_or(100.0, |p| p.value);
-            let per_million = share(pct).map_err(|e| format!("{at}.percentage: {e}"))?;
-            let mirror = Mirror::new(
-                index,
-                name,
-                None,
-                Some((i64::from(per_million), Some(1_000_000))),
-            )
-            .map_err(|e| format!("{at}: {e}"))?;
-            filters.push(Filter::RequestMirror(mirror));
-        }
-    }
-    let mut backends = Vec::new();
-    let lone = h.route.len() == 1;
-    for (k, d) in h.route.iter().enumerate() {
-        let target = destination(&d.destination, ns, request_port, world, clusters)
-            .map_err(|e| format!(".route[{k}].destination: {e}"))?;
-        let mut bf = Vec::new();
-        if let Some(hd) = &d.headers {
-            modifiers(hd, &mut bf, &format!(".route[{k}].headers"))?;
-        }
-        backends.push(WeightedBackend {
-            weight: if lone {
-                d.weight.unwrap_or(100).max(1)
-            } else {
-                d.weight.unwrap_or(0)
-            },
-            target,
-            filters: bf,
-        });
-    }
-    let timeouts = Timeouts {
-        request: h
-            .timeout
-            .as_deref()
-            .map(|t| duration(t, ".timeout"))
-            .transpose()?
-            .filter(|d| !d.is_zero()),
-        backend_request: h
-            .retries
-            .as_ref()
-            .and_then(|r| r.per_try_timeout.as_deref())
-            .map(|t| duration(t, ".retries.perTryTimeout"))
-            .transpose()?,
-    };
-    let retry = match &h.retries {
-        Some(r) if r.attempts.unwrap_or(0) > 0 => Some(
-            RetryPolicy::new(
-                &retry_codes(r.retry_on.as_deref().unwrap_or("")),
-                r.attempts,
-                Some("25ms"),
-            )
-            .map_err(|e| format!(".retries: {e}"))?,
-        ),
-        _ => None,
-    };
-    let total_weight = backends.iter().map(|b| b.weight).sum();
-    Ok(RuleAction {
-        filters,
-        backends,
-        total_weight,
-        timeouts,
-        retry,
-    })
 }
 
 /// [DR-1] `subset`s that no DestinationRule for their host defines (requests to them get 503
@@ -832,17 +449,5 @@ mod tests {
         assert!(names("reviews", "x", "reviews.x.svc.cluster.local"));
         assert!(!names("reviews", "x", "reviews"));
         assert!(!names("httpbin.example", "egress", "other.example"));
-    }
-
-    #[test]
-    fn durations_and_retry_conditions() {
-        assert_eq!(duration("1.5s", "t"), Ok(Duration::from_millis(1500)));
-        assert_eq!(duration("100ms", "t"), Ok(Duration::from_millis(100)));
-        assert!(duration("5", "t").is_err());
-        assert_eq!(
-            retry_codes("gateway-error,connect-failure,429"),
-            vec![429, 502, 503, 504]
-        );
-        assert_eq!(retry_codes("5xx").len(), 100);
     }
 }

@@ -27,6 +27,12 @@ pub struct VirtualServiceSpec {
     /// HTTP routes, in order.
     #[serde(default)]
     pub http: Vec<HttpRoute>,
+    /// TCP routes (not supported: read only to be reported).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tcp: Vec<serde_json::Value>,
+    /// TLS routes (not supported: read only to be reported).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tls: Vec<serde_json::Value>,
 }
 
 /// One `http[]` route.
@@ -45,6 +51,9 @@ pub struct HttpRoute {
     /// Redirect instead of forwarding.
     #[serde(default)]
     pub redirect: Option<HttpRedirect>,
+    /// Answer with a fixed status and body instead of forwarding.
+    #[serde(default)]
+    pub direct_response: Option<HttpDirectResponse>,
     /// Rewrite before forwarding.
     #[serde(default)]
     pub rewrite: Option<HttpRewrite>,
@@ -125,6 +134,9 @@ pub struct HttpMatch {
     /// Path.
     #[serde(default)]
     pub uri: Option<StringMatch>,
+    /// `http` or `https`.
+    #[serde(default)]
+    pub scheme: Option<StringMatch>,
     /// Method.
     #[serde(default)]
     pub method: Option<StringMatch>,
@@ -149,6 +161,12 @@ pub struct HttpMatch {
     /// Which proxies (not a runtime condition).
     #[serde(default)]
     pub gateways: Vec<String>,
+    /// The labels of the workloads the route applies to (not supported: reported).
+    #[serde(default)]
+    pub source_labels: BTreeMap<String, String>,
+    /// The namespace of the workloads the route applies to: at a waypoint, the caller's.
+    #[serde(default)]
+    pub source_namespace: Option<String>,
 }
 
 /// `exact`, `prefix` or `regex` (none set: present).
@@ -238,6 +256,9 @@ pub struct HttpRedirect {
     /// New port.
     #[serde(default)]
     pub port: Option<u16>,
+    /// `FROM_PROTOCOL_DEFAULT` or `FROM_REQUEST_PORT`, instead of `port`.
+    #[serde(default)]
+    pub derive_port: Option<String>,
     /// New scheme.
     #[serde(default)]
     pub scheme: Option<String>,
@@ -248,6 +269,7 @@ pub struct HttpRedirect {
 
 /// `rewrite`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct HttpRewrite {
     /// New path (or prefix, when the match was a prefix).
     #[serde(default)]
@@ -255,6 +277,42 @@ pub struct HttpRewrite {
     /// New Host.
     #[serde(default)]
     pub authority: Option<String>,
+    /// Regular-expression substitution on the path.
+    #[serde(default)]
+    pub uri_regex_rewrite: Option<RegexRewrite>,
+}
+
+/// `rewrite.uriRegexRewrite`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct RegexRewrite {
+    /// RE2 pattern, searched for anywhere in the path.
+    #[serde(default, rename = "match")]
+    pub pattern: Option<String>,
+    /// Replacement; `\1` names a capture group.
+    #[serde(default)]
+    pub rewrite: Option<String>,
+}
+
+/// `directResponse`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct HttpDirectResponse {
+    /// The status.
+    #[serde(default)]
+    pub status: Option<u32>,
+    /// The body.
+    #[serde(default)]
+    pub body: Option<HttpBody>,
+}
+
+/// `directResponse.body`: text or base64 bytes.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct HttpBody {
+    /// Text.
+    #[serde(default)]
+    pub string: Option<String>,
+    /// Base64-encoded bytes.
+    #[serde(default)]
+    pub bytes: Option<String>,
 }
 
 /// `retries`.

@@ -309,6 +309,7 @@ fn summarise(m: &RequestMatch) -> String {
         PathMatch::Exact(p) => format!("Exact {p}"),
         PathMatch::PathPrefix(p) => format!("PathPrefix {p}"),
         PathMatch::RegularExpression(r) => format!("RegularExpression {}", r.as_str()),
+        PathMatch::CharPrefix(p) => format!("prefix {p}"),
     }];
     if let Some(method) = &m.method {
         parts.push(format!("method {method}"));
@@ -336,6 +337,7 @@ fn why_first(e: &RouteEntry) -> String {
             "regular expression path (ranked after exact, before prefixes)".into()
         }
         PathMatch::PathPrefix(p) => format!("longest matching prefix {p}"),
+        PathMatch::CharPrefix(_) => "earlier in the VirtualService's written order".into(),
     }
 }
 
@@ -344,7 +346,7 @@ fn precedence_gap(w: &RouteEntry, e: &RouteEntry) -> String {
     let rank = |m: &RequestMatch| match &m.path {
         PathMatch::Exact(p) => (0, p.len()),
         PathMatch::RegularExpression(r) => (1, r.as_str().len()),
-        PathMatch::PathPrefix(p) => (2, p.len()),
+        PathMatch::PathPrefix(p) | PathMatch::CharPrefix(p) => (2, p.len()),
     };
     let (wm, em) = (&w.matcher, &e.matcher);
     if rank(wm).0 != rank(em).0 {

@@ -38,6 +38,8 @@ pub enum PathMatch {
     PathPrefix(String),
     /// Full-path regular expression.
     RegularExpression(#[serde(serialize_with = "ser_regex")] Regex),
+    /// [VS-3] Istio's `prefix`: compares characters, so `/foo` matches `/foobar`.
+    CharPrefix(String),
 }
 
 impl PathMatch {
@@ -46,7 +48,8 @@ impl PathMatch {
         value.trim_end_matches('/')
     }
 
-    fn check(&self, path: &str) -> bool {
+    /// Whether a request path satisfies it.
+    pub(crate) fn check(&self, path: &str) -> bool {
         match self {
             PathMatch::Exact(v) => v == path,
             PathMatch::PathPrefix(v) => {
@@ -54,11 +57,12 @@ impl PathMatch {
                 path.starts_with(key) && matches!(path.as_bytes().get(key.len()), None | Some(b'/'))
             }
             PathMatch::RegularExpression(re) => re.is_match(path),
+            PathMatch::CharPrefix(p) => path.starts_with(p.as_str()),
         }
     }
 }
 
-/// A value condition: exact or full-string regular expression.
+/// A value condition: exact, prefix or full-string regular expression.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", content = "value")]
 pub enum StringMatch {
@@ -66,6 +70,8 @@ pub enum StringMatch {
     Exact(String),
     /// Anchored regular expression.
     RegularExpression(#[serde(serialize_with = "ser_regex")] Regex),
+    /// Starts with, case-sensitive (Istio's `prefix`; no regex needed).
+    Prefix(String),
 }
 
 impl StringMatch {
@@ -73,6 +79,7 @@ impl StringMatch {
         match self {
             StringMatch::Exact(e) => e == v,
             StringMatch::RegularExpression(re) => re.is_match(v),
+            StringMatch::Prefix(p) => v.starts_with(p.as_str()),
         }
     }
 }

@@ -137,7 +137,7 @@ impl RouteEntry {
         let (rank, len) = match &m.path {
             PathMatch::Exact(p) => (0u8, p.len()),
             PathMatch::RegularExpression(r) => (1, r.as_str().len()),
-            PathMatch::PathPrefix(p) => (2, p.len()),
+            PathMatch::PathPrefix(p) | PathMatch::CharPrefix(p) => (2, p.len()),
         };
         (
             self.order,
@@ -193,7 +193,8 @@ impl VirtualHost {
                     .entry(PathMatch::prefix_key(p).to_string())
                     .or_default()
                     .push(i),
-                PathMatch::RegularExpression(_) => index.regex.push(i),
+                // Not segment-aligned, so not in the prefix index: scanned like regexes.
+                PathMatch::RegularExpression(_) | PathMatch::CharPrefix(_) => index.regex.push(i),
             }
         }
         Self {

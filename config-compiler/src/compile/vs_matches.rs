@@ -34,6 +34,8 @@ fn value_match(m: &VsMatch, what: &str, ignore_case: bool) -> Result<StringMatch
             &format!("{ci}{}", regex::escape(e)),
             what,
         )?)),
+        // A plain prefix is compared directly: written-order routes are tried one by one.
+        (None, Some(p), None) if !ignore_case => Ok(StringMatch::Prefix(p.clone())),
         (None, Some(p), None) => Ok(StringMatch::RegularExpression(regex(
             &format!("{ci}{}.*", regex::escape(p)),
             what,
@@ -55,6 +57,10 @@ fn method_match(m: &VsMatch) -> Result<MethodMatch, String> {
             .map(MethodMatch::Exact)
             .map_err(|_| format!(".method.exact: {e:?} is not a method")),
         StringMatch::RegularExpression(r) => Ok(MethodMatch::RegularExpression(r)),
+        StringMatch::Prefix(p) => Ok(MethodMatch::RegularExpression(regex(
+            &format!("{}.*", regex::escape(&p)),
+            "method",
+        )?)),
     }
 }
 
@@ -75,6 +81,7 @@ pub(super) fn compile_match(m: &HttpMatch) -> Result<RequestMatch, String> {
         Some(u) => match value_match(u, "uri", m.ignore_uri_case)? {
             StringMatch::Exact(e) => PathMatch::Exact(e),
             StringMatch::RegularExpression(r) => PathMatch::RegularExpression(r),
+            StringMatch::Prefix(p) => PathMatch::CharPrefix(p),
         },
     };
     let method = m.method.as_ref().map(method_match).transpose()?;
@@ -171,6 +178,26 @@ mod tests {
             check(&m, &Method::GET, "http", &d),
             Err(Mismatch::HeaderPresent("x-debug".into()))
         );
+    }
+
+    #[test]
+    fn uri_prefix_compares_characters_without_a_regex_vs_3() {
+        let m = compile_match(&parse("uri: {prefix: /foo}")).unwrap();
+        assert!(matches!(&m.path, PathMatch::CharPrefix(p) if p == "/foo"));
+        for (path, want) in [
+            ("/foo", true),
+            ("/foobar", true),
+            ("/foo/x", true),
+            ("/fo", false),
+        ] {
+            assert_eq!(m.path.check(path), want, "{path}");
+        }
+        // With ignoreUriCase it stays a (case-insensitive) regular expression.
+        let ci = compile_match(&parse("uri: {prefix: /Foo}\nignoreUriCase: true")).unwrap();
+        assert!(matches!(ci.path, PathMatch::RegularExpression(_)));
+        assert!(ci.path.check("/fOObar"));
+        let h = compile_match(&parse("headers: {x-env: {prefix: prod}}")).unwrap();
+        assert!(matches!(&h.headers[0].value, StringMatch::Prefix(p) if p == "prod"));
     }
 
     #[test]

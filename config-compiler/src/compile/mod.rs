@@ -17,6 +17,8 @@ mod mesh_routes;
 mod routes;
 mod rules;
 mod service_entries;
+mod service_entry_checks;
+mod service_entry_workloads;
 mod tls;
 mod traffic_policy;
 mod virtual_services;

@@ -4,13 +4,10 @@
 
 use super::World;
 use super::clusters::ClusterSet;
-use super::mesh::{DATAPLANE_MODE, pod_identity};
 use super::mesh::{admits, binding, waypoint_endpoints, waypoint_identity};
-use crate::resources::service_entry::{ServiceEntry, WorkloadEntrySpec};
+use crate::resources::service_entry::ServiceEntry;
 use crate::resources::{NsName, Sourced};
-use crate::snapshot::{
-    Cluster, DnsResolve, MeshEndpoint, MeshService, ViaWaypoint, WorkloadIdentity,
-};
+use crate::snapshot::{Cluster, DnsResolve, MeshEndpoint, MeshService, ViaWaypoint};
 use crate::status::{Condition, Conditions, ObjectStatus, StatusAddress};
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -136,58 +133,17 @@ pub(super) fn cluster(
     let mut mesh_endpoints = Vec::new();
     if let (Some(e), Some(p)) = (se, se_port) {
         let internal = e.spec.location.as_deref() == Some("MESH_INTERNAL");
-        // [SE-3] `workloadSelector`: the selected Pods of the entry's namespace.
+        // [SE-3] `workloadSelector`: the selected Pods and WorkloadEntries.
         if let Some(sel) = &e.spec.workload_selector {
-            let mut pods: Vec<_> = world
-                .pods_in(&entry.namespace)
-                .filter(|pod| {
-                    super::clusters::labels_match(&sel.labels, Some(&pod.metadata.labels))
-                })
-                .filter(|pod| {
-                    subset.is_none_or(|want| {
-                        super::clusters::labels_match(want, Some(&pod.metadata.labels))
-                    })
-                })
-                .collect();
-            pods.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-            for pod in pods {
-                for ip in pod_ips(pod) {
-                    let addr = SocketAddr::new(ip, p.target_for(None));
-                    endpoints.push(addr);
-                    if internal && let Some(identity) = pod_in_mesh(world, pod) {
-                        mesh_endpoints.push(MeshEndpoint { addr, identity });
-                    }
-                }
-            }
-            // WorkloadEntries are selected the same way, by their own labels.
-            for we in world.workload_entries_in(&entry.namespace) {
-                let spec = &we.spec;
-                let labels = &we.metadata.labels;
-                let mut all = labels.clone();
-                all.extend(spec.labels.clone());
-                if !super::clusters::labels_match(&sel.labels, Some(&all))
-                    || subset.is_some_and(|want| !super::clusters::labels_match(want, Some(&all)))
-                {
-                    continue;
-                }
-                let Some(ip) = spec
-                    .address
-                    .as_deref()
-                    .and_then(|a| a.parse::<IpAddr>().ok())
-                else {
-                    warnings.push(format!(
-                        "WorkloadEntry {}/{}: spec.address is not an IP address; skipped",
-                        we.metadata.namespace(),
-                        we.metadata.name
-                    ));
-                    continue;
-                };
-                let addr = SocketAddr::new(ip, p.target_for(Some(spec)));
-                endpoints.push(addr);
-                if internal && let Some(identity) = entry_endpoint_in_mesh(world, e, spec, ip) {
-                    mesh_endpoints.push(MeshEndpoint { addr, identity });
-                }
-            }
+            super::service_entry_workloads::selected(
+                world,
+                e,
+                &sel.labels,
+                p,
+                subset,
+                (&mut endpoints, &mut mesh_endpoints),
+                warnings,
+            );
         }
         for ep in &e.spec.endpoints {
             let Some(address) = ep.address.as_deref() else {
@@ -201,7 +157,7 @@ pub(super) fn cluster(
                 Ok(ip) => {
                     let addr = SocketAddr::new(ip, target);
                     endpoints.push(addr);
-                    if internal && let Some(identity) = entry_endpoint_in_mesh(world, e, ep, ip) {
+                    if internal && let Some(identity) = super::service_entry_workloads::entry_endpoint_in_mesh(world, e, ep, ip) {
                         mesh_endpoints.push(MeshEndpoint { addr, identity });
                     }
                 }
@@ -266,62 +222,6 @@ pub(super) fn cluster(
     }
 }
 
-/// Every address of a Pod.
-fn pod_ips(pod: &crate::resources::Pod) -> Vec<IpAddr> {
-    let mut ips: Vec<IpAddr> = pod
-        .status
-        .pod_ips
-        .iter()
-        .filter_map(|p| p.ip.parse().ok())
-        .chain(pod.status.pod_ip.iter().filter_map(|ip| ip.parse().ok()))
-        .collect();
-    ips.sort();
-    ips.dedup();
-    ips
-}
-
-/// [AM-1] A Pod in the ambient mesh (its label, else its Namespace's), with its identity.
-fn pod_in_mesh(world: &World<'_>, pod: &crate::resources::Pod) -> Option<Option<WorkloadIdentity>> {
-    let mode = pod
-        .metadata
-        .labels
-        .get(DATAPLANE_MODE)
-        .cloned()
-        .or_else(|| {
-            world
-                .namespace_labels(pod.metadata.namespace())
-                .remove(DATAPLANE_MODE)
-        });
-    (mode.as_deref() == Some("ambient")).then(|| Some(pod_identity(pod)))
-}
-
-/// [SE-1] An endpoint of a `MESH_INTERNAL` entry is a mesh workload, reached over HBONE, when
-/// its Pod is (by address), else when its own labels or the entry's Namespace put it in the
-/// ambient mesh; its identity is then its `serviceAccount` in the entry's namespace. A
-/// `MESH_EXTERNAL` entry's endpoints never are, whatever their namespace says.
-fn entry_endpoint_in_mesh(
-    world: &World<'_>,
-    e: &ServiceEntry,
-    ep: &WorkloadEntrySpec,
-    ip: IpAddr,
-) -> Option<Option<WorkloadIdentity>> {
-    if let Some(pod) = world.pod_by_ip(ip) {
-        return pod_in_mesh(world, pod);
-    }
-    let ns = e.metadata.namespace();
-    let mode = ep
-        .labels
-        .get(DATAPLANE_MODE)
-        .cloned()
-        .or_else(|| world.namespace_labels(ns).remove(DATAPLANE_MODE));
-    (mode.as_deref() == Some("ambient")).then(|| {
-        ep.service_account.as_ref().map(|sa| WorkloadIdentity {
-            namespace: ns.to_string(),
-            service_account: sa.clone(),
-        })
-    })
-}
-
 /// [HB-W4] The entry hosts and ports bound to waypoint `me`, by their addresses.
 pub(super) fn mesh_entries(
     world: &World<'_>,
@@ -384,7 +284,7 @@ pub(super) fn statuses(world: &World<'_>) -> Vec<ObjectStatus> {
             let m = &e.metadata;
             let mut s = ObjectStatus::new("ServiceEntry", m.namespace(), &m.name);
             s.source = Some(sourced.source.to_string());
-            let problems = validate(e);
+            let problems = super::service_entry_checks::validate(e);
             let mut c = Conditions::default();
             c.set(if problems.is_empty() {
                 Condition::new("Accepted", true, "Accepted", "valid")
@@ -409,110 +309,6 @@ pub(super) fn statuses(world: &World<'_>) -> Vec<ObjectStatus> {
             s
         })
         .collect()
-}
-
-/// Field-named problems Istio's validation would refuse ([SE-1]..[SE-3]); an entry with
-/// problems is still served as far as it can be, and `waygate check` fails on them.
-fn validate(e: &ServiceEntry) -> Vec<String> {
-    let spec = &e.spec;
-    let mut out = Vec::new();
-    if spec.hosts.is_empty() {
-        out.push("spec.hosts: at least one host is required".to_string());
-    }
-    for (i, h) in spec.hosts.iter().enumerate() {
-        let bare = h.strip_prefix("*.").unwrap_or(h);
-        if h == "*" || bare.is_empty() || bare.contains(['*', '/', ' ']) {
-            out.push(format!(
-                "spec.hosts[{i}]: {h:?} is not an FQDN or a `*.` wildcard"
-            ));
-        }
-    }
-    for (i, a) in spec.addresses.iter().enumerate() {
-        let ip = a
-            .split_once('/')
-            .map_or(a.as_str(), |(ip, _)| ip)
-            .parse::<IpAddr>();
-        let max = if matches!(ip, Ok(IpAddr::V4(_))) {
-            32
-        } else {
-            128
-        };
-        let prefix_ok = a
-            .split_once('/')
-            .is_none_or(|(_, p)| p.parse::<u8>().is_ok_and(|p| p <= max));
-        if ip.is_err() || !prefix_ok {
-            out.push(format!(
-                "spec.addresses[{i}]: {a:?} is not an IP address or CIDR"
-            ));
-        }
-    }
-    let mut seen = HashSet::new();
-    for (i, p) in spec.ports.iter().enumerate() {
-        if p.number == 0 {
-            out.push(format!("spec.ports[{i}].number: must be 1-65535"));
-        }
-        if !seen.insert(p.number) {
-            out.push(format!(
-                "spec.ports[{i}].number: port {} is listed twice",
-                p.number
-            ));
-        }
-        if let Some(proto) = &p.protocol {
-            const KNOWN: [&str; 9] = [
-                "HTTP", "HTTPS", "GRPC", "HTTP2", "MONGO", "TCP", "TLS", "UDP", "GRPC-WEB",
-            ];
-            if !KNOWN.iter().any(|k| k.eq_ignore_ascii_case(proto)) {
-                out.push(format!(
-                    "spec.ports[{i}].protocol: unknown protocol {proto:?}"
-                ));
-            }
-        }
-    }
-    let resolution = spec.resolution.as_deref().unwrap_or("NONE");
-    if !matches!(
-        resolution,
-        "NONE" | "STATIC" | "DNS" | "DNS_ROUND_ROBIN" | "DYNAMIC_DNS"
-    ) {
-        out.push(format!("spec.resolution: unknown value {resolution:?}"));
-    }
-    if let Some(l) = spec.location.as_deref()
-        && !matches!(l, "MESH_EXTERNAL" | "MESH_INTERNAL")
-    {
-        out.push(format!("spec.location: unknown value {l:?}"));
-    }
-    if spec.workload_selector.is_some() && !spec.endpoints.is_empty() {
-        out.push("spec.workloadSelector: cannot be combined with spec.endpoints".to_string());
-    }
-    if resolution == "STATIC" && spec.endpoints.is_empty() && spec.workload_selector.is_none() {
-        out.push(
-            "spec.endpoints: resolution STATIC needs endpoints (or a workloadSelector)".into(),
-        );
-    }
-    if matches!(resolution, "DNS" | "DNS_ROUND_ROBIN")
-        && spec.endpoints.is_empty()
-        && spec.hosts.iter().any(|h| h.starts_with('*'))
-    {
-        out.push(format!(
-            "spec.resolution: {resolution} needs endpoints or hosts without wildcards (a wildcard name cannot be resolved)"
-        ));
-    }
-    for (i, ep) in spec.endpoints.iter().enumerate() {
-        match ep.address.as_deref() {
-            None | Some("") => out.push(format!("spec.endpoints[{i}].address: required")),
-            Some(a) if resolution == "STATIC" && a.parse::<IpAddr>().is_err() => out.push(format!(
-                "spec.endpoints[{i}].address: {a:?} must be an IP address with resolution STATIC"
-            )),
-            _ => {}
-        }
-        for name in ep.ports.keys() {
-            if !spec.ports.iter().any(|p| p.name.as_deref() == Some(name)) {
-                out.push(format!(
-                    "spec.endpoints[{i}].ports[{name}]: no port of the entry is named {name:?}"
-                ));
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -562,179 +358,6 @@ spec:
         let b = allocate(&r2.service_entries);
         assert_eq!(b[&(ext, "api.example.com".to_string())], api);
         assert_eq!(b.len(), 3);
-    }
-
-    #[test]
-    fn validation_names_each_bad_field() {
-        let bad = r#"
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: bad, namespace: egress}
-spec:
-  hosts: ["*.wild.example.com", "*"]
-  addresses: [10.0.0.1/40, not-an-ip]
-  ports: [{number: 80, name: http, protocol: HTTPZ}, {number: 80, name: again}]
-  resolution: DNS
-  workloadSelector: {labels: {app: x}}
-  endpoints: [{address: 10.1.1.1, ports: {nope: 8080}}]
-"#;
-        let r = load_str("se.yaml", bad).unwrap();
-        let problems = validate(&r.service_entries[0].object);
-        for field in [
-            "spec.hosts[1]",
-            "spec.addresses[0]",
-            "spec.addresses[1]",
-            "spec.ports[0].protocol",
-            "spec.ports[1].number",
-            "spec.workloadSelector",
-            "spec.endpoints[0].ports[nope]",
-        ] {
-            assert!(
-                problems.iter().any(|p| p.starts_with(field)),
-                "{field} not named in {problems:?}"
-            );
-        }
-        let wild = bad
-            .replace("  workloadSelector: {labels: {app: x}}\n", "")
-            .replace(
-                "  endpoints: [{address: 10.1.1.1, ports: {nope: 8080}}]\n",
-                "",
-            );
-        let r = load_str("se.yaml", &wild).unwrap();
-        assert!(
-            validate(&r.service_entries[0].object)
-                .iter()
-                .any(|p| p.starts_with("spec.resolution: DNS needs endpoints"))
-        );
-        // `fixed` is valid (`ext` resolves a wildcard by DNS, which Istio refuses too).
-        let r = load_str("se.yaml", ENTRIES).unwrap();
-        assert_eq!(validate(&r.service_entries[1].object), Vec::<String>::new());
-    }
-
-    #[test]
-    fn location_decides_whether_endpoints_are_mesh_workloads_se_1() {
-        let yaml = r#"
-apiVersion: v1
-kind: Namespace
-metadata: {name: vm, labels: {istio.io/dataplane-mode: ambient}}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: db-0, namespace: vm, labels: {app: db}}
-spec: {serviceAccountName: db}
-status: {podIP: 10.1.0.5}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: web-0, namespace: vm, labels: {app: web}}
-status: {podIP: 10.1.0.6}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: db-vm, namespace: vm}
-spec: {address: 10.3.0.1, labels: {app: db, version: v2}, serviceAccount: vm-db, ports: {tcp: 25432}}
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: db, namespace: vm}
-spec:
-  hosts: [db.vm.internal]
-  location: MESH_INTERNAL
-  ports: [{number: 5432, name: tcp, protocol: TCP, targetPort: 15432}]
-  resolution: STATIC
-  workloadSelector: {labels: {app: db}}
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: legacy, namespace: vm}
-spec:
-  hosts: [legacy.vm.internal]
-  location: MESH_INTERNAL
-  ports: [{number: 80, name: http}]
-  resolution: STATIC
-  endpoints: [{address: 10.2.0.1, serviceAccount: legacy}, {address: 10.1.0.6}]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: outside, namespace: vm}
-spec:
-  hosts: [api.example.com]
-  ports: [{number: 80, name: http}]
-  resolution: STATIC
-  endpoints: [{address: 192.0.2.10}]
-"#;
-        let r = load_str("se.yaml", yaml).unwrap();
-        let world = World::new(&r);
-        let mut w = Vec::new();
-        let db = cluster(
-            &world,
-            NsName::new("vm", "db"),
-            "db.vm.internal",
-            5432,
-            None,
-            &mut w,
-        );
-        let addr: SocketAddr = "10.1.0.5:15432".parse().unwrap();
-        let vm: SocketAddr = "10.3.0.1:25432".parse().unwrap();
-        assert_eq!(
-            db.endpoints,
-            vec![addr, vm],
-            "the selected Pod and WorkloadEntry"
-        );
-        let vm_id = db
-            .mesh_endpoint(vm)
-            .and_then(|m| m.identity.clone())
-            .unwrap();
-        assert_eq!(vm_id.service_account, "vm-db");
-        // [DR-1] A subset narrows by the same labels.
-        let v2: BTreeMap<String, String> = [("version".to_string(), "v2".to_string())].into();
-        let sub = cluster(
-            &world,
-            NsName::new("vm", "db"),
-            "db.vm.internal",
-            5432,
-            Some(&v2),
-            &mut w,
-        );
-        assert_eq!(sub.endpoints, vec![vm]);
-        let id = db
-            .mesh_endpoint(addr)
-            .and_then(|m| m.identity.clone())
-            .unwrap();
-        assert_eq!(
-            (id.namespace.as_str(), id.service_account.as_str()),
-            ("vm", "db")
-        );
-
-        let legacy = cluster(
-            &world,
-            NsName::new("vm", "legacy"),
-            "legacy.vm.internal",
-            80,
-            None,
-            &mut w,
-        );
-        let vm_ep = legacy
-            .mesh_endpoint("10.2.0.1:80".parse().unwrap())
-            .unwrap();
-        assert_eq!(vm_ep.identity.as_ref().unwrap().service_account, "legacy");
-        // A known Pod keeps its own identity (here the default service account).
-        let pod_ep = legacy
-            .mesh_endpoint("10.1.0.6:80".parse().unwrap())
-            .unwrap();
-        assert_eq!(pod_ep.identity.as_ref().unwrap().service_account, "default");
-
-        // MESH_EXTERNAL (the default): never HBONE, whatever its namespace says.
-        let outside = cluster(
-            &world,
-            NsName::new("vm", "outside"),
-            "api.example.com",
-            80,
-            None,
-            &mut w,
-        );
-        assert_eq!(outside.endpoints.len(), 1);
-        assert!(outside.mesh_endpoints.is_empty());
     }
 
     #[test]

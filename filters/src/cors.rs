@@ -236,7 +236,8 @@ pub struct Cors {
     #[serde(serialize_with = "ser_allowed")]
     allow_headers: Allowed,
     expose_headers: Vec<String>,
-    max_age: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_age: Option<u32>,
     allow_credentials: bool,
     /// Istio's `unmatchedPreflights: FORWARD`: a preflight from an origin not allowed goes on
     /// to the backend instead of being answered here.
@@ -263,6 +264,9 @@ pub struct CorsSettings<'a> {
     pub origin_matches: &'a [OriginMatch],
     /// Istio's `unmatchedPreflights: FORWARD`.
     pub forward_unmatched_preflights: bool,
+    /// Envoy (Istio): no `Access-Control-Max-Age` unless `max_age` is set, instead of the
+    /// Gateway API default of 5 s.
+    pub no_default_max_age: bool,
 }
 
 /// Response headers CORS adds.
@@ -303,8 +307,9 @@ impl Cors {
             return Err(e);
         }
         let max_age = match s.max_age {
-            None => DEFAULT_MAX_AGE,
-            Some(a) => u32::try_from(a).map_err(|_| CorsError::MaxAge(a))?,
+            None if s.no_default_max_age => None,
+            None => Some(DEFAULT_MAX_AGE),
+            Some(a) => Some(u32::try_from(a).map_err(|_| CorsError::MaxAge(a))?),
         };
         Ok(Self {
             allow_origins,
@@ -357,7 +362,9 @@ impl Cors {
         {
             out.push((ALLOW_HEADERS, v));
         }
-        out.push((MAX_AGE, HeaderValue::from(self.max_age)));
+        if let Some(age) = self.max_age {
+            out.push((MAX_AGE, HeaderValue::from(age)));
+        }
         Some(out)
     }
 
@@ -440,10 +447,16 @@ mod tests {
         }
         let any = Cors::new(&CorsSettings {
             origin_matches: &[OriginMatch::Exact("*".into())],
+            no_default_max_age: true,
             ..Default::default()
         })
         .unwrap();
         assert!(any.allows_origin("https://anything.example"));
+        // Envoy sends no Access-Control-Max-Age when maxAge is unset.
+        let h = any
+            .preflight(&hv("https://anything.example"), Some("GET"), None)
+            .unwrap();
+        assert_eq!(get(&h, "access-control-max-age"), None);
         let bad = Cors::new(&CorsSettings {
             origin_matches: &[OriginMatch::Regex("(".into())],
             ..Default::default()

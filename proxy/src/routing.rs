@@ -273,7 +273,7 @@ pub(crate) fn decide(
                     None
                 }
                 None => match cluster.and_then(|c| c.original_destination_port) {
-                    Some(port) => match original_destination(session, port) {
+                    Some(port) => match original_destination(session, ctx, port) {
                         Ok(addr) => {
                             ctx.upstream = Some(addr);
                             None
@@ -308,8 +308,18 @@ pub(crate) fn decide(
 
 /// [SE-2] `resolution: NONE`: the address the client's tunnel named, on the entry's target
 /// port. An address we allocated ([HB-W4]) leads nowhere, and an ingress has no such address.
-fn original_destination(session: &Session, port: u16) -> Result<SocketAddr, &'static str> {
-    let dest = tunnel_destination(session)
+fn original_destination(
+    session: &Session,
+    ctx: &RequestCtx,
+    port: u16,
+) -> Result<SocketAddr, &'static str> {
+    // Only a tunnel's CONNECT names one: on an ordinary socket the digest's original
+    // destination is the kernel's (SO_ORIGINAL_DST), i.e. this gateway's own address.
+    let dest = ctx
+        .tls_facts()
+        .is_some_and(|t| t.hbone)
+        .then(|| tunnel_destination(session))
+        .flatten()
         .ok_or("no original destination: the request did not arrive through an HBONE tunnel")?;
     match dest.ip() {
         std::net::IpAddr::V4(v4) if v4.octets()[..2] == [240, 240] => {
@@ -408,7 +418,7 @@ fn mesh_default(
         }
         None => match cluster
             .original_destination_port
-            .map(|port| original_destination(session, port))
+            .map(|port| original_destination(session, ctx, port))
         {
             Some(Ok(addr)) => {
                 ctx.upstream = Some(addr);

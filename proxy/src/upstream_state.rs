@@ -2,8 +2,8 @@
 //! per cluster the active-request count (connection-pool limits) and round-robin position; per
 //! endpoint the in-flight requests (least-request balancing) and outlier state.
 //!
-//! The state is keyed by cluster name and endpoint address. When a Snapshot is published,
-//! [`UpstreamStates::carry`] builds the table for it (indexed like `Snapshot::clusters`),
+//! The state is keyed by cluster name (and owner) and endpoint address. When a Snapshot is
+//! published, [`UpstreamStates::carry`] builds the table for it (indexed like `Snapshot::clusters`),
 //! reusing the previous table's `Arc`s for every cluster name and endpoint address that is
 //! still there, so a hot reload keeps ejections and counts of unchanged endpoints. Requests
 //! already in flight hold `Arc`s to what they counted against, so their releases land on the
@@ -53,7 +53,8 @@ pub struct ClusterCounters {
 /// One cluster's state, its endpoints in `Cluster::endpoints` order.
 #[derive(Debug)]
 pub struct ClusterState {
-    /// The cluster's name.
+    /// The cluster's name and owner (`<name> <ns>/<service or entry>`): two ServiceEntries
+    /// of one host in different namespaces share a name but not their state.
     pub name: String,
     counters: Arc<ClusterCounters>,
     endpoints: Vec<Arc<EndpointState>>,
@@ -150,11 +151,15 @@ impl UpstreamStates {
             .iter()
             .map(|c| (c.name.as_str(), c.as_ref()))
             .collect();
+        let key = |c: &waygate_config::snapshot::Cluster| {
+            format!("{} {}/{}", c.name, c.service.namespace, c.service.name)
+        };
         let clusters = snapshot
             .clusters
             .iter()
             .map(|c| {
-                let before = old.get(c.name.as_str());
+                let name = key(c);
+                let before = old.get(name.as_str());
                 let endpoints = c
                     .endpoints
                     .iter()
@@ -166,7 +171,7 @@ impl UpstreamStates {
                     })
                     .collect();
                 Arc::new(ClusterState {
-                    name: c.name.clone(),
+                    name,
                     counters: before.map(|b| b.counters.clone()).unwrap_or_default(),
                     endpoints,
                 })

@@ -161,7 +161,10 @@ async fn a_pooled_connection_is_never_reused_by_a_route_that_must_reject_the_ser
         tokio::time::sleep(std::time::Duration::from_millis(30)).await;
     }
     let opened = connections.load(Ordering::SeqCst);
-    assert!(opened <= 2, "the test needs a warm pool ({opened} connections for 5 requests)");
+    assert!(
+        opened <= 2,
+        "the test needs a warm pool ({opened} connections for 5 requests)"
+    );
     for _ in 0..3 {
         let ok = get(addr, "a.example.com", "/trusting").await;
         assert_eq!(ok.status, 200);

@@ -565,3 +565,24 @@ async fn redirect_ports_follow_derive_port_vs_6() {
         "{msg}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolution_none_has_no_original_destination_at_an_ingress() {
+    // The entry's targetPort is a live echo on this host: a gateway that took its own socket's
+    // original destination (SO_ORIGINAL_DST, answered where conntrack is loaded) for the
+    // client's would reach it.
+    let ext = echo("egress", "ext", "ext-1").await;
+    let s = shop(&(format!(
+        "---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: ext, namespace: shop}}\nspec:\n  hosts: [ext.example]\n  ports: [{{number: 80, name: http, protocol: HTTP, targetPort: {}}}]\n  resolution: NONE\n",
+        ext.addr.port()
+    ) + &vs(
+        "shop",
+        "to-ext",
+        "2024-01-01T00:00:00Z",
+        "  hosts: [shop.example.com]\n  gateways: [infra/gw]\n  http: [{route: [{destination: {host: ext.example}}]}]\n",
+    )))
+    .await;
+    let r = get(gw_addr(&s.gw), "shop.example.com", "/none").await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(ext.request_count(), 0);
+}

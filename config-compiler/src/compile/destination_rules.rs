@@ -1,11 +1,12 @@
 //! DestinationRule ([DR-1]..[DR-5]): which rule applies to a host, which of its blocks apply to
 //! one port and subset, the traffic policy they compile to, and each rule's status.
 //!
-//! Precedence, block by block (`loadBalancer`, `connectionPool`, `outlierDetection`, `tls`),
-//! later wins: the top-level policy, its `portLevelSettings` for the port, the subset's policy,
-//! the subset's `portLevelSettings` for the port. A block replaces the one below it whole: fields
-//! it leaves out take their defaults, not the lower block's values (Istio: "settings are not
-//! inherited when overridden by port-level settings").
+//! Precedence, as Istio's `MergeTrafficPolicy` has it: the top-level policy; its
+//! `portLevelSettings` entry for the port replaces all four blocks (`loadBalancer`,
+//! `connectionPool`, `outlierDetection`, `tls`; one it leaves out takes its defaults: "port level
+//! policies do not inherit"); the subset's policy then overrides block by block; the subset's
+//! own `portLevelSettings` entry again replaces all four. A block replaces the one below whole:
+//! fields it leaves out take their defaults, not the lower block's values.
 //!
 //! A block with a bad value is a problem on the rule's status (`Accepted=False`, naming the
 //! field) and is left out of the compiled policy, so its defaults apply; the rest of the rule
@@ -54,32 +55,50 @@ fn exported_to(dr: &DestinationRule, client: &str) -> bool {
 }
 
 /// The rule for host `fqdn` (a Service or ServiceEntry host defined in `home_ns`) as seen by
-/// the proxies in `clients` (the Gateways sending to it; none known: every rule is visible):
-/// most specific host first; among equals one in a client's namespace, then the host's own,
-/// then the root namespace ([DR-1]).
+/// the proxies in `clients` (the Gateways sending to it), as Istio looks it up ([DR-1]): the
+/// most specific host among the rules in a client's own namespace; else among those of the
+/// host's namespace exported to the client; else among those of the root namespace exported to
+/// it. Rules in other namespaces never apply. With no client known, the host's namespace, then
+/// the root namespace. Ties go to the oldest rule (then namespace/name).
 pub(super) fn for_host<'a>(
     world: &World<'a>,
     fqdn: &str,
     home_ns: &str,
     clients: &[NsName],
 ) -> Option<&'a Sourced<DestinationRule>> {
-    world
-        .destination_rules()
+    let best_in = |ns: &str, client: Option<&str>| {
+        world
+            .destination_rules()
+            .iter()
+            .filter(|d| d.object.metadata.namespace() == ns)
+            .filter(|d| client.is_none_or(|c| exported_to(&d.object, c)))
+            .filter_map(|d| host_score(&d.object, fqdn).map(|s| (s, d)))
+            .min_by_key(|(score, d)| {
+                let m = &d.object.metadata;
+                (
+                    std::cmp::Reverse(*score),
+                    m.creation_timestamp.clone().unwrap_or_default(),
+                    m.name.clone(),
+                )
+            })
+            .map(|(_, d)| d)
+    };
+    if clients.is_empty() {
+        return best_in(home_ns, None).or_else(|| best_in(ROOT_NAMESPACE, None));
+    }
+    clients
         .iter()
-        .filter(|d| {
-            clients.is_empty() || clients.iter().any(|c| exported_to(&d.object, &c.namespace))
+        .find_map(|c| best_in(&c.namespace, None))
+        .or_else(|| {
+            clients
+                .iter()
+                .find_map(|c| best_in(home_ns, Some(&c.namespace)))
         })
-        .filter_map(|d| host_score(&d.object, fqdn).map(|s| (s, d)))
-        .max_by_key(|(score, d)| {
-            let ns = d.object.metadata.namespace();
-            (
-                *score,
-                clients.iter().any(|g| g.namespace == ns),
-                ns == home_ns,
-                ns == ROOT_NAMESPACE,
-            )
+        .or_else(|| {
+            clients
+                .iter()
+                .find_map(|c| best_in(ROOT_NAMESPACE, Some(&c.namespace)))
         })
-        .map(|(_, d)| d)
 }
 
 /// One block and the field path it was written at.
@@ -125,6 +144,25 @@ impl<'a> Blocks<'a> {
         }
     }
 
+    /// Replace all four blocks: port-level settings do not inherit; a block they leave out
+    /// takes its defaults (Istio's `MergeTrafficPolicy`).
+    fn replace(
+        &mut self,
+        at: String,
+        pl: &'a crate::resources::destination_rule::PortTrafficPolicy,
+    ) {
+        *self = Blocks::default();
+        self.over(
+            at,
+            (
+                pl.tls.as_ref(),
+                pl.load_balancer.as_ref(),
+                pl.connection_pool.as_ref(),
+                pl.outlier_detection.as_ref(),
+            ),
+        );
+    }
+
     /// Lay a policy, then its override for `port`.
     fn over_policy(&mut self, p: &'a PolicySpec, at: &str, port: u16) {
         self.over(
@@ -142,15 +180,7 @@ impl<'a> Blocks<'a> {
             .enumerate()
             .find(|(_, s)| s.port.as_ref().is_some_and(|s| s.number == i64::from(port)))
         {
-            self.over(
-                format!("{at}.portLevelSettings[{i}]"),
-                (
-                    pl.tls.as_ref(),
-                    pl.load_balancer.as_ref(),
-                    pl.connection_pool.as_ref(),
-                    pl.outlier_detection.as_ref(),
-                ),
-            );
+            self.replace(format!("{at}.portLevelSettings[{i}]"), pl);
         }
     }
 }
@@ -324,6 +354,7 @@ spec:
   trafficPolicy:
     loadBalancer: {simple: RANDOM}
     connectionPool: {http: {http2MaxRequests: 10}, tcp: {maxConnections: 3}}
+    outlierDetection: {consecutive5xxErrors: 7}
     portLevelSettings:
     - port: {number: 9080}
       loadBalancer: {simple: LEAST_REQUEST}
@@ -354,9 +385,11 @@ spec:
         assert_eq!(p.source, "DestinationRule apps/reviews");
         assert_eq!(p.load_balancer, LoadBalancer::Random);
         assert_eq!(p.connection_pool.max_requests, 10);
-        assert_eq!(p.outlier_detection, None);
-        // The port's override replaces whole blocks: its connectionPool has no limits.
+        assert_eq!(p.outlier_detection.map(|o| o.consecutive_5xx), Some(7));
+        // The port's override replaces whole blocks: its connectionPool has no limits, and the
+        // outlierDetection it leaves out is not inherited (port-level settings do not inherit).
         let p = policy(&dr, 9080, None);
+        assert_eq!(p.outlier_detection, None);
         assert_eq!(p.load_balancer, LoadBalancer::LeastRequest);
         assert_eq!(p.connection_pool.max_requests, UNLIMITED);
         assert_eq!(
@@ -380,11 +413,11 @@ spec:
             p.connection_pool.connect_timeout,
             Some(std::time::Duration::from_secs(1))
         );
-        // The subset's port override beats the subset.
-        assert_eq!(
-            policy(&dr, 9090, Some("v2")).load_balancer,
-            LoadBalancer::RoundRobin
-        );
+        // The subset's port override beats the subset, and replaces all four blocks.
+        let p = policy(&dr, 9090, Some("v2"));
+        assert_eq!(p.load_balancer, LoadBalancer::RoundRobin);
+        assert_eq!(p.outlier_detection, None);
+        assert_eq!(p.connection_pool.max_requests, UNLIMITED);
     }
 
     #[test]
@@ -413,6 +446,27 @@ spec:
             Some("private")
         );
         assert_eq!(name("example.com", &infra), None);
+
+        // The client's own namespace comes first, however general its host; a rule in an
+        // unrelated namespace never applies.
+        let more = format!(
+            "{yaml}---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: mine, namespace: infra}}\nspec: {{host: \"*.svc.cluster.local\"}}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: stranger, namespace: x}}\nspec: {{host: details.apps.svc.cluster.local}}\n"
+        );
+        let r = crate::load_str("dr.yaml", &more).unwrap();
+        let world = World::new(&r);
+        let name = |fqdn: &str, clients: &[NsName]| {
+            for_host(&world, fqdn, "apps", clients).map(|d| d.object.metadata.name.clone())
+        };
+        assert_eq!(
+            name("reviews.apps.svc.cluster.local", &infra).as_deref(),
+            Some("mine")
+        );
+        let y = [NsName::new("y", "gw")];
+        assert_eq!(
+            name("details.apps.svc.cluster.local", &y).as_deref(),
+            Some("all"),
+            "x's rule is not looked at; apps' exported wildcard is"
+        );
     }
 
     #[test]

@@ -100,6 +100,7 @@ pub fn compile(resources: &Resources, options: &CompileOptions) -> (Snapshot, St
             .gateway(&g.namespace, &g.name)
             .map(|gw| gw.spec.gateway_class_name.clone())
     });
+    record_users(&snapshot, &mut clusters);
     let users = clusters.users();
     let (mut tls, policy_status) =
         backend_tls::resolve(resources, &world, &users, &mut report.warnings);
@@ -122,6 +123,51 @@ pub fn compile(resources: &Resources, options: &CompileOptions) -> (Snapshot, St
     (snapshot, report)
 }
 
+/// [DR-1] Which Gateways (the proxies, by namespace) send to each cluster, from every route
+/// and default mesh routing in the Snapshot: DestinationRule lookup and `exportTo` depend on it.
+fn record_users(snapshot: &Snapshot, clusters: &mut clusters::ClusterSet) {
+    use crate::route_table::{BackendTarget, RouteTable};
+    use waygate_filters::Filter;
+    let record = |t: &RouteTable, gw: &NsName, clusters: &mut clusters::ClusterSet| {
+        for e in t.virtual_hosts.iter().flat_map(|v| &v.entries) {
+            let mirrors = e.action.filters.iter().filter_map(|f| match f {
+                Filter::RequestMirror(m) => Some(m.cluster),
+                _ => None,
+            });
+            let backends = e.action.backends.iter().flat_map(|b| {
+                let own = match &b.target {
+                    BackendTarget::Cluster { index, .. } => Some(*index),
+                    _ => None,
+                };
+                own.into_iter()
+                    .chain(b.filters.iter().filter_map(|f| match f {
+                        Filter::RequestMirror(m) => Some(m.cluster),
+                        _ => None,
+                    }))
+            });
+            for index in mirrors.chain(backends) {
+                clusters.used_by(index, gw);
+            }
+        }
+    };
+    for g in &snapshot.gateways {
+        let gw = NsName::new(&g.namespace, &g.name);
+        for l in g.ports.iter().flat_map(|p| &p.listeners) {
+            record(&l.routes, &gw, clusters);
+        }
+        for m in &g.mesh {
+            clusters.used_by(m.cluster, &gw);
+            for t in m
+                .routes
+                .iter()
+                .chain(m.consumer_routes.iter().map(|c| &c.routes))
+            {
+                record(t, &gw, clusters);
+            }
+        }
+    }
+}
+
 /// Lookups over the input that compilation needs repeatedly.
 pub(crate) struct World<'a> {
     namespace_labels: HashMap<&'a str, &'a BTreeMap<String, String>>,
@@ -131,6 +177,8 @@ pub(crate) struct World<'a> {
     secrets: HashMap<(&'a str, &'a str), &'a Secret>,
     config_maps: HashMap<(&'a str, &'a str), &'a ConfigMap>,
     service_entries: &'a [crate::resources::Sourced<ServiceEntry>],
+    /// ServiceEntries Istio's validation refuses: reported, never served.
+    invalid_entries: std::collections::HashSet<NsName>,
     workload_entries: &'a [crate::resources::Sourced<crate::resources::WorkloadEntry>],
     destination_rules: &'a [crate::resources::Sourced<crate::resources::DestinationRule>],
     pods: HashMap<(&'a str, &'a str), &'a Pod>,
@@ -193,6 +241,12 @@ impl<'a> World<'a> {
                 })
                 .collect(),
             service_entries: &r.service_entries,
+            invalid_entries: r
+                .service_entries
+                .iter()
+                .filter(|e| !service_entry_checks::validate(&e.object).is_empty())
+                .map(|e| e.object.metadata.ns_name())
+                .collect(),
             workload_entries: &r.workload_entries,
             destination_rules: &r.destination_rules,
             service_parents: service_parents(r),
@@ -315,18 +369,19 @@ impl<'a> World<'a> {
     }
 
     pub(crate) fn service_entry(&self, ns: &str, name: &str) -> Option<&'a ServiceEntry> {
-        self.service_entries
-            .iter()
-            .map(|s| &s.object)
+        self.service_entries()
             .find(|e| e.metadata.namespace() == ns && e.metadata.name == name)
     }
 
-    /// The ServiceEntries, sorted by namespace/name.
-    pub(crate) fn service_entries(&self) -> impl Iterator<Item = &'a ServiceEntry> + use<'a> {
-        self.service_entries.iter().map(|s| &s.object)
+    /// The valid ServiceEntries, sorted by namespace/name.
+    pub(crate) fn service_entries(&self) -> impl Iterator<Item = &'a ServiceEntry> + use<'a, '_> {
+        self.service_entries
+            .iter()
+            .map(|s| &s.object)
+            .filter(|e| !self.invalid_entries.contains(&e.metadata.ns_name()))
     }
 
-    /// Every ServiceEntry with the file and document it came from.
+    /// Every ServiceEntry, valid or not, with the file and document it came from.
     pub(crate) fn sourced_service_entries(
         &self,
     ) -> impl Iterator<Item = &'a crate::resources::Sourced<ServiceEntry>> + use<'a> {

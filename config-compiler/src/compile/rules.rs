@@ -143,7 +143,16 @@ pub(super) fn compile_rule(
             filters,
         });
     }
-    let total_weight = backends.iter().map(|b| b.weight).sum();
+    let total_weight = backends
+        .iter()
+        .try_fold(0u32, |sum, b| sum.checked_add(b.weight))
+        .ok_or_else(|| {
+            invalid(
+                "UnsupportedValue",
+                "the weights add up to more than 4294967295",
+            )
+            .at(format!("spec.rules[{rule_index}].backendRefs"))
+        })?;
     Ok(CompiledRule {
         matches,
         action: Arc::new(RuleAction {

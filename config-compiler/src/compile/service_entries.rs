@@ -285,7 +285,12 @@ pub(super) fn statuses(world: &World<'_>) -> Vec<ObjectStatus> {
             c.set(if problems.is_empty() {
                 Condition::new("Accepted", true, "Accepted", "valid")
             } else {
-                Condition::new("Accepted", false, "Invalid", problems.join("; "))
+                Condition::new(
+                    "Accepted",
+                    false,
+                    "Invalid",
+                    format!("{}; the entry is not served", problems.join("; ")),
+                )
             });
             c.observe(m.generation);
             s.conditions = c;

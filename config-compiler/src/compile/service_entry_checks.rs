@@ -51,8 +51,19 @@ pub(super) fn validate(e: &ServiceEntry) -> Vec<String> {
             ));
         }
         if let Some(proto) = &p.protocol {
-            const KNOWN: [&str; 9] = [
-                "HTTP", "HTTPS", "GRPC", "HTTP2", "MONGO", "TCP", "TLS", "UDP", "GRPC-WEB",
+            const KNOWN: [&str; 12] = [
+                "HTTP",
+                "HTTPS",
+                "GRPC",
+                "HTTP2",
+                "MONGO",
+                "TCP",
+                "TLS",
+                "UDP",
+                "GRPC-WEB",
+                "REDIS",
+                "MYSQL",
+                "HTTP_PROXY",
             ];
             if !KNOWN.iter().any(|k| k.eq_ignore_ascii_case(proto)) {
                 out.push(format!(

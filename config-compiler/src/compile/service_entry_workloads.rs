@@ -101,8 +101,8 @@ fn pod_in_mesh(world: &World<'_>, pod: &crate::resources::Pod) -> Option<Option<
 
 /// [SE-1] An endpoint of a `MESH_INTERNAL` entry is a mesh workload, reached over HBONE, when
 /// its Pod is (by address), else when its own labels or the entry's Namespace put it in the
-/// ambient mesh; its identity is then its `serviceAccount` in the entry's namespace. A
-/// `MESH_EXTERNAL` entry's endpoints never are, whatever their namespace says.
+/// ambient mesh; its identity is then its `serviceAccount` (else `default`) in the entry's
+/// namespace. A `MESH_EXTERNAL` entry's endpoints never are, whatever their namespace says.
 pub(super) fn entry_endpoint_in_mesh(
     world: &World<'_>,
     e: &ServiceEntry,
@@ -118,10 +118,15 @@ pub(super) fn entry_endpoint_in_mesh(
         .get(DATAPLANE_MODE)
         .cloned()
         .or_else(|| world.namespace_labels(ns).remove(DATAPLANE_MODE));
+    // Without a `serviceAccount` the workload runs as `default`, as a Pod would: the peer must
+    // still prove an identity of this namespace, not just any one of the trust domain.
     (mode.as_deref() == Some("ambient")).then(|| {
-        ep.service_account.as_ref().map(|sa| WorkloadIdentity {
+        Some(WorkloadIdentity {
             namespace: ns.to_string(),
-            service_account: sa.clone(),
+            service_account: ep
+                .service_account
+                .clone()
+                .unwrap_or_else(|| "default".to_string()),
         })
     })
 }

@@ -338,7 +338,15 @@ pub(super) fn outlier_detection(
                 &format!("{at}.consecutive5xxErrors"),
                 f,
             )
-            .unwrap_or(d.consecutive_5xx),
+            // The deprecated `consecutiveErrors` alone means gateway errors only: Istio turns
+            // the 5xx detector off then.
+            .unwrap_or(
+                if o.consecutive_errors.is_some() && o.consecutive_gateway_errors.is_none() {
+                    0
+                } else {
+                    d.consecutive_5xx
+                },
+            ),
             consecutive_gateway_errors: gateway.unwrap_or(d.consecutive_gateway_errors),
             interval: o
                 .interval
@@ -496,9 +504,12 @@ mod tests {
                 min_health_percent: 50,
             })
         );
-        // The deprecated spelling of consecutiveGatewayErrors.
+        // The deprecated spelling of consecutiveGatewayErrors, which turns the 5xx detector off.
         let (o, _) = outlier("consecutiveErrors: 3");
-        assert_eq!(o.map(|o| o.consecutive_gateway_errors), Some(3));
+        assert_eq!(
+            o.map(|o| (o.consecutive_gateway_errors, o.consecutive_5xx)),
+            Some((3, 0))
+        );
     }
 
     #[test]

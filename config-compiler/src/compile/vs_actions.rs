@@ -159,6 +159,7 @@ fn cors(c: &CorsPolicy) -> Result<Cors, String> {
         allow_credentials: c.allow_credentials.unwrap_or(false),
         origin_matches: &origins,
         forward_unmatched_preflights: forward,
+        no_default_max_age: true,
         ..Default::default()
     })
     .map_err(|e| format!(".corsPolicy: {e}"))
@@ -393,7 +394,10 @@ pub(super) fn compile_action(
         ),
         _ => None,
     };
-    let total_weight = backends.iter().map(|b| b.weight).sum();
+    let total_weight = backends
+        .iter()
+        .try_fold(0u32, |sum, b| sum.checked_add(b.weight))
+        .ok_or(".route: the weights add up to more than 4294967295")?;
     Ok(RuleAction {
         filters,
         backends,
@@ -406,6 +410,39 @@ pub(super) fn compile_action(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weights_that_overflow_are_a_problem_not_a_panic() {
+        let yaml = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: a, namespace: apps}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: heavy, namespace: apps}
+spec:
+  hosts: [a]
+  http:
+  - route:
+    - {destination: {host: a}, weight: 4294967295}
+    - {destination: {host: a}, weight: 1}
+"#;
+        let r = crate::load_str("vs.yaml", yaml).unwrap();
+        let (_, report) = crate::compile(&r, &crate::CompileOptions::default());
+        let c = report
+            .find("VirtualService", "apps", "heavy")
+            .and_then(|s| s.conditions.get("Accepted").cloned())
+            .unwrap();
+        assert!(!c.is_true());
+        assert!(
+            c.message
+                .contains("spec.http[0].route: the weights add up to more than"),
+            "{}",
+            c.message
+        );
+    }
 
     #[test]
     fn durations_and_retry_conditions() {

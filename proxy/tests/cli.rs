@@ -152,6 +152,23 @@ fn the_demo_example_checks_clean() {
     assert!(out.contains("HTTPRoute demo/shop"), "{out}");
 }
 
+#[test]
+fn every_example_checks_clean() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.is_dir() {
+            continue;
+        }
+        let (code, out) = waygate(&["check", "--config", path.to_str().unwrap()]);
+        assert_eq!(code, 0, "{}:\n{out}", path.display());
+        assert!(!out.contains("warning:"), "{}:\n{out}", path.display());
+        checked += 1;
+    }
+    assert!(checked >= 6, "only {checked} example folders");
+}
+
 /// Istio objects Istio's validation refuses, one bad field each (and one object with several).
 const BAD_ISTIO: &str = r#"
 apiVersion: networking.istio.io/v1

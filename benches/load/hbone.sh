@@ -19,6 +19,8 @@ BASE_PORT=${BASE_PORT:-18280}   # backend; waypoint +1, admin +2
 PROXY_CPU=${PROXY_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 SKIP_BUILD=${SKIP_BUILD:-0}
+POLICY=${POLICY:-0}             # 1: a VirtualService (5 written-order routes) and an
+                                # AuthorizationPolicy (ALLOW by principal and method) on the Service
 export WAYGATE_THREADS=1
 
 log() { printf '[hbone-bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -101,6 +103,37 @@ addressType: IPv4
 ports: [{name: http, port: $BACKEND}]
 endpoints: [{addresses: ["127.0.0.1"]}]
 EOF
+if (( POLICY == 1 )); then
+    cat >>"$WORK/mesh.yaml" <<EOF
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: backend, namespace: bench}
+spec:
+  hosts: [backend]
+  http:
+  - match: [{uri: {prefix: /admin}}]
+    fault: {abort: {httpStatus: 403, percentage: {value: 100}}}
+  - match: [{headers: {x-canary: {exact: "1"}}}]
+    route: [{destination: {host: backend}}]
+  - match: [{uri: {regex: "/v[0-9]+/.*"}}]
+    route: [{destination: {host: backend}}]
+  - match: [{method: {exact: POST}}]
+    route: [{destination: {host: backend}}]
+  - route: [{destination: {host: backend}}]
+    headers: {request: {set: {x-bench: "1"}}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: backend, namespace: bench}
+spec:
+  targetRefs: [{kind: Service, group: "", name: backend}]
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: [cluster.local/ns/bench/sa/client]}}]
+    to: [{operation: {methods: [GET, HEAD]}}]
+EOF
+fi
 
 start_bg backend taskset -c "$CLIENT_CPU" nginx -p "$WORK/backend" -c "$WORK/backend/nginx.conf"
 start_bg waygate taskset -c "$PROXY_CPU" "$WAYGATE" run --config "$WORK/mesh.yaml" --bind 127.0.0.1 \

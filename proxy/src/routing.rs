@@ -172,7 +172,18 @@ pub(crate) fn decide(
                 return Decision::Reply(LocalReply::redirect(r.status, r.location(&input)));
             }
             Filter::DirectResponse(d) => {
-                return Decision::Reply(LocalReply::direct(d.status, d.body.clone()));
+                // The route's response header edits apply to its direct response, as Envoy's do.
+                let mut edits = http::HeaderMap::new();
+                for f in &action.filters {
+                    if let Filter::ResponseHeaderModifier(m) = f {
+                        m.apply(&mut edits);
+                    }
+                }
+                let mut reply = LocalReply::direct(d.status, d.body.clone());
+                reply
+                    .headers
+                    .extend(edits.iter().map(|(n, v)| (n.clone(), v.clone())));
+                return Decision::Reply(reply);
             }
             _ => {}
         }

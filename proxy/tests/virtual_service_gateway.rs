@@ -452,6 +452,7 @@ async fn direct_responses_and_regex_rewrites_vs_5_vs_6() {
   http:
   - match: [{uri: {prefix: /gone}}]
     directResponse: {status: 410, body: {string: "gone for good"}}
+    headers: {response: {set: {cache-control: no-store}, add: {x-why: moved}}}
   - match: [{uri: {prefix: /raw}}]
     directResponse: {status: 503, body: {bytes: "aGVsbG8="}}
   - match: [{uri: {prefix: /empty}}]
@@ -483,6 +484,10 @@ async fn direct_responses_and_regex_rewrites_vs_5_vs_6() {
     // [VS-6] Answered here with the configured status and body; no backend sees it.
     let r = get(addr, "shop.example.com", "/gone/x").await;
     assert_eq!((r.status, r.body.as_str()), (410, "gone for good"));
+    // The route's response header edits apply to its direct response.
+    let header = |name: &str| r.headers.get(name).and_then(|v| v.to_str().ok());
+    assert_eq!(header("cache-control"), Some("no-store"));
+    assert_eq!(header("x-why"), Some("moved"));
     assert_eq!(
         r.headers.get("content-type").and_then(|v| v.to_str().ok()),
         Some("text/plain")

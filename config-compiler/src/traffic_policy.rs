@@ -48,6 +48,13 @@ pub enum HashKey {
     Cookie {
         /// Cookie name.
         name: String,
+        /// Set: a request without the cookie gets one generated (`Set-Cookie` on the
+        /// response) that sticks it to the endpoint chosen; zero makes it a session cookie.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ttl: Option<std::time::Duration>,
+        /// The generated cookie's `Path`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
     },
     /// The client's IP address.
     SourceIp,

@@ -91,6 +91,12 @@ fn addr_ident(addr: SocketAddr) -> u64 {
     hash_bytes(&bytes)
 }
 
+/// The hash of a generated cookie value (the same function the request's cookie is hashed
+/// with, so the next request carrying it lands on the same endpoint).
+pub(crate) fn cookie_hash(value: &str) -> u64 {
+    hash_bytes(value.as_bytes())
+}
+
 /// The hash of a request's consistent-hash key; `None` when the request does not carry it.
 pub(crate) fn request_hash(
     key: &HashKey,
@@ -100,7 +106,7 @@ pub(crate) fn request_hash(
 ) -> Option<u64> {
     match key {
         HashKey::Header(name) => headers.get(name.as_str()).map(|v| hash_bytes(v.as_bytes())),
-        HashKey::Cookie { name } => headers
+        HashKey::Cookie { name, .. } => headers
             .get_all(http::header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
@@ -351,11 +357,20 @@ mod tests {
         assert_eq!(of(HashKey::Header("x-none".into())), None);
         assert_eq!(
             of(HashKey::Cookie {
-                name: "session".into()
+                name: "session".into(),
+                ttl: None,
+                path: None
             }),
             Some(hash_bytes(b"abc"))
         );
-        assert_eq!(of(HashKey::Cookie { name: "b".into() }), None);
+        assert_eq!(
+            of(HashKey::Cookie {
+                name: "b".into(),
+                ttl: None,
+                path: None
+            }),
+            None
+        );
         assert_eq!(
             of(HashKey::QueryParameter("user".into())),
             Some(hash_bytes(b"bob"))

@@ -11,7 +11,7 @@ use pingora::proxy::Session;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use waygate_config::Snapshot;
-use waygate_config::traffic_policy::{LoadBalancer, TrafficPolicy, UNLIMITED};
+use waygate_config::traffic_policy::{HashKey, LoadBalancer, TrafficPolicy, UNLIMITED};
 
 /// The cluster a request was sent to and what it holds there.
 #[derive(Debug)]
@@ -77,6 +77,7 @@ pub(crate) fn admit_and_pick(
                         .and_then(|a| a.as_inet())
                         .map(|a| a.ip());
                     balancer::request_hash(key, &req.headers, &req.uri, client)
+                        .or_else(|| generated_cookie(key, ctx))
                 }
                 _ => None,
             };
@@ -146,4 +147,26 @@ pub(crate) fn record(ctx: &mut RequestCtx, outcome: Outcome) {
             "outlier detection: endpoint ejected"
         );
     }
+}
+
+/// [DR-5] `httpCookie` with a `ttl` and no cookie on the request: a fresh random value, hashed
+/// like a request's cookie (so it picks the endpoint now and on every later request that
+/// carries it), sent back in `Set-Cookie` (Envoy's behaviour; `ttl: 0s` is a session cookie).
+fn generated_cookie(key: &HashKey, ctx: &mut RequestCtx) -> Option<u64> {
+    let HashKey::Cookie {
+        name,
+        ttl: Some(ttl),
+        path,
+    } = key
+    else {
+        return None;
+    };
+    let value = format!("{:016x}", rand::random::<u64>());
+    let mut cookie = format!("{name}={value}; Path={}", path.as_deref().unwrap_or("/"));
+    if !ttl.is_zero() {
+        cookie.push_str(&format!("; Max-Age={}", ttl.as_secs().max(1)));
+    }
+    cookie.push_str("; HttpOnly");
+    ctx.set_cookie = http::HeaderValue::from_str(&cookie).ok();
+    Some(balancer::cookie_hash(&value))
 }

@@ -380,6 +380,9 @@ impl ProxyHttp for GatewayProxy {
             }
             resp.append_header(http::header::VARY, "Origin")?;
         }
+        if let Some(cookie) = ctx.set_cookie.take() {
+            resp.append_header(http::header::SET_COOKIE, cookie)?;
+        }
         Ok(())
     }
 

@@ -57,6 +57,8 @@ pub struct RequestCtx {
     pub(crate) resolve: Option<usize>,
     /// The upstream state table published with `snapshot`.
     pub(crate) upstreams: Option<Arc<crate::upstream_state::UpstreamStates>>,
+    /// [DR-5] A consistent-hash cookie generated for this request, sent in `Set-Cookie`.
+    pub(crate) set_cookie: Option<HeaderValue>,
     /// [DR-3]..[DR-5] The chosen cluster, its policy, and what the request holds there.
     pub(crate) chosen: Option<crate::endpoint_choice::Chosen>,
 }

@@ -196,6 +196,59 @@ fn route_to(svc: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generated_hash_cookie_keeps_a_client_on_its_first_endpoint_dr_5() {
+    let pods = [
+        echo("apps", "web", "web-1").await,
+        echo("apps", "web", "web-2").await,
+        echo("apps", "web", "web-3").await,
+    ];
+    let addrs: Vec<SocketAddr> = pods.iter().map(|p| p.addr).collect();
+    let gw = start_inline(
+        gateway_yaml()
+            + &service_yaml("apps", "web", &addrs)
+            + &route_to("web")
+            + &rule(
+                "web",
+                "web",
+                "{loadBalancer: {consistentHash: {httpCookie: {name: affinity, path: /web, ttl: 60s}}}}",
+            ),
+    )
+    .await;
+    let addr = gw_addr(&gw);
+    let c = client();
+    let mut homes = std::collections::BTreeSet::new();
+    for _ in 0..12 {
+        // A new client: no cookie, so one is generated for the endpoint it lands on.
+        let first = send(&c, addr, "GET", "shop", "/web", &[]).await.unwrap();
+        assert_eq!(first.status, 200, "{}", first.body);
+        let set = first
+            .headers
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("no Set-Cookie: {:?}", first.headers))
+            .to_string();
+        assert!(
+            set.starts_with("affinity=") && set.contains("; Path=/web; Max-Age=60; HttpOnly"),
+            "{set}"
+        );
+        let pair = set.split(';').next().unwrap().to_string();
+        for _ in 0..4 {
+            let r = send(&c, addr, "GET", "shop", "/web", &[("cookie", &pair)])
+                .await
+                .unwrap();
+            assert_eq!(r.pod(), first.pod(), "{pair} moved");
+            assert!(
+                r.headers.get("set-cookie").is_none(),
+                "a cookie only when missing"
+            );
+        }
+        homes.insert(first.pod());
+    }
+    // 12 new clients over 3 endpoints all landing on one: (1/3)^11 — cookies really spread.
+    assert!(homes.len() > 1, "every client went to {homes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consistent_hash_on_a_header_keeps_each_user_on_one_endpoint_dr_5() {
     let pods = [
         echo("apps", "web", "web-1").await,

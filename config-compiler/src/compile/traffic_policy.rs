@@ -88,14 +88,20 @@ fn consistent_hash(h: &ConsistentHash, at: &str, f: &mut Findings) -> Option<Has
         if c.name.is_empty() {
             f.problems.push(format!("{at}.httpCookie.name: required"));
         }
-        if let Some(ttl) = &c.ttl {
-            duration(ttl, &format!("{at}.httpCookie.ttl"), false, f);
-            f.ignored.push(format!(
-                "{at}.httpCookie.ttl: a missing cookie is not generated; requests without it are balanced round-robin"
+        let ttl = c
+            .ttl
+            .as_ref()
+            .and_then(|ttl| duration(ttl, &format!("{at}.httpCookie.ttl"), false, f));
+        if c.name.contains([';', '=', ' ', ',']) {
+            f.problems.push(format!(
+                "{at}.httpCookie.name: {:?} is not a cookie name",
+                c.name
             ));
         }
         keys.push(HashKey::Cookie {
             name: c.name.clone(),
+            ttl,
+            path: c.path.clone(),
         });
     }
     if h.use_source_ip == Some(true) {
@@ -402,7 +408,17 @@ mod tests {
         assert_eq!(
             lb("consistentHash: {httpCookie: {name: session, ttl: 0s}}").0,
             Some(LoadBalancer::ConsistentHash(HashKey::Cookie {
-                name: "session".into()
+                name: "session".into(),
+                ttl: Some(Duration::ZERO),
+                path: None,
+            }))
+        );
+        assert_eq!(
+            lb("consistentHash: {httpCookie: {name: s, path: /app, ttl: 1h}}").0,
+            Some(LoadBalancer::ConsistentHash(HashKey::Cookie {
+                name: "s".into(),
+                ttl: Some(Duration::from_secs(3600)),
+                path: Some("/app".into()),
             }))
         );
         let (v, f) = lb("simple: PASSTHROUGH");

@@ -9,13 +9,6 @@ use common::*;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use waygate::BindPlan;
-use waygate::gateway::{ConfigSource, Gateway, GatewayOptions};
-use waygate::mesh::{IdentityFiles, dev_ca};
-use waygate_config::NsName;
-use waygate_conformance::hbone::{HboneClient, client_config};
-use waygate_conformance::pki::Issued;
 
 /// Service `apps/reviews` (VIP 10.96.1.1, port 9080) bound to the waypoint, one endpoint per
 /// pod, each endpoint's `targetRef` naming a Pod labelled `version: <v>`.
@@ -32,63 +25,16 @@ fn reviews(pods: &[(&str, &str, SocketAddr)]) -> String {
 }
 
 /// A waypoint `apps/waypoint` serving `yaml`, and a mesh client `apps/curl` tunnelling to it.
-struct Waypoint {
-    _dir: tempfile::TempDir,
-    _gw: Arc<Gateway>,
-    client: HboneClient,
-}
-
-async fn waypoint(yaml: String) -> Waypoint {
-    let dir = tempfile::tempdir().unwrap();
-    let bundle = dev_ca::init(dir.path(), "cluster.local", false).unwrap();
-    let (cert, key) = dev_ca::issue(dir.path(), "cluster.local", "apps", "waypoint").unwrap();
-    let yaml = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: waypoint, namespace: apps}\nspec:\n  gatewayClassName: istio-waypoint\n  listeners: [{name: mesh, port: 15008, protocol: HBONE}]\n".to_string() + &yaml;
-    let gw = Gateway::start(GatewayOptions {
-        source: ConfigSource::Inline {
-            name: "dr.yaml".into(),
-            text: yaml,
-        },
-        bind: BindPlan::Ephemeral("127.0.0.1".parse().unwrap()),
-        admin: None,
-        gateways: vec![],
-        watch: false,
-        dns_server: None,
-        identity: Some(IdentityFiles {
-            cert,
-            key,
-            trust_bundle: bundle.clone(),
-            trust_domain: "cluster.local".into(),
-        }),
-    })
-    .await
-    .unwrap();
-    let addr = gw
-        .bound_addr(&NsName::new("apps", "waypoint"), 15008)
-        .unwrap();
-    let (c, k) = dev_ca::issue(dir.path(), "cluster.local", "apps", "curl").unwrap();
-    let curl = Issued {
-        cert_pem: std::fs::read_to_string(c).unwrap(),
-        key_pem: std::fs::read_to_string(k).unwrap(),
-    };
-    let ca_pem = std::fs::read_to_string(&bundle).unwrap();
-    let config = client_config(
-        &ca_pem,
-        Some(&curl),
-        "spiffe://cluster.local/ns/apps/sa/waypoint",
-    )
-    .unwrap();
-    let client = HboneClient::connect(addr, "waypoint.apps", config)
-        .await
-        .unwrap();
-    Waypoint {
-        _dir: dir,
-        _gw: gw,
-        client,
-    }
+async fn waypoint(yaml: String) -> common::mesh::MeshWaypoint {
+    common::mesh::mesh_waypoint("apps", &yaml).await
 }
 
 /// A GET to `reviews` through one tunnel; (status, body).
-async fn tunnel_get(w: &Waypoint, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+async fn tunnel_get(
+    w: &common::mesh::MeshWaypoint,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
     let tunnel = w
         .client
         .open("10.96.1.1:9080".parse().unwrap())

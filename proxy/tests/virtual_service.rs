@@ -9,13 +9,9 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use waygate::BindPlan;
-use waygate::gateway::{ConfigSource, Gateway, GatewayOptions};
-use waygate::mesh::{IdentityFiles, dev_ca};
-use waygate_config::NsName;
+use waygate::gateway::Gateway;
 use waygate_conformance::echo::EchoServer;
-use waygate_conformance::hbone::{HboneClient, client_config};
-use waygate_conformance::pki::Issued;
+use waygate_conformance::hbone::HboneClient;
 
 /// A Service `apps/name` (VIP `vip`, port 9080) bound to the waypoint, one endpoint.
 fn bound(name: &str, vip: &str, ep: SocketAddr) -> String {
@@ -39,52 +35,13 @@ async fn world(extra: &str) -> World {
     let v1 = echo("apps", "reviews-v1", "reviews-v1").await;
     let v2 = echo("apps", "reviews-v2", "reviews-v2").await;
     let ratings = echo("apps", "ratings", "ratings-1").await;
-    let dir = tempfile::tempdir().unwrap();
-    let bundle = dev_ca::init(dir.path(), "cluster.local", false).unwrap();
-    let (cert, key) = dev_ca::issue(dir.path(), "cluster.local", "apps", "waypoint").unwrap();
-    let yaml = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: waypoint, namespace: apps}\nspec:\n  gatewayClassName: istio-waypoint\n  listeners: [{name: mesh, port: 15008, protocol: HBONE}]\n".to_string()
-        + &bound("reviews", "10.96.1.1", v1.addr)
+    let yaml = bound("reviews", "10.96.1.1", v1.addr)
         + &bound("reviews-v1", "10.96.1.2", v1.addr)
         + &bound("reviews-v2", "10.96.1.3", v2.addr)
         + &bound("ratings", "10.96.1.4", ratings.addr)
         + extra;
-    let gw = Gateway::start(GatewayOptions {
-        source: ConfigSource::Inline {
-            name: "vs.yaml".into(),
-            text: yaml,
-        },
-        bind: BindPlan::Ephemeral("127.0.0.1".parse().unwrap()),
-        admin: None,
-        gateways: vec![],
-        watch: false,
-        dns_server: None,
-        identity: Some(IdentityFiles {
-            cert,
-            key,
-            trust_bundle: bundle.clone(),
-            trust_domain: "cluster.local".into(),
-        }),
-    })
-    .await
-    .unwrap();
-    let addr = gw
-        .bound_addr(&NsName::new("apps", "waypoint"), 15008)
-        .unwrap();
-    let (c, k) = dev_ca::issue(dir.path(), "cluster.local", "apps", "curl").unwrap();
-    let curl = Issued {
-        cert_pem: std::fs::read_to_string(c).unwrap(),
-        key_pem: std::fs::read_to_string(k).unwrap(),
-    };
-    let ca_pem = std::fs::read_to_string(&bundle).unwrap();
-    let config = client_config(
-        &ca_pem,
-        Some(&curl),
-        "spiffe://cluster.local/ns/apps/sa/waypoint",
-    )
-    .unwrap();
-    let client = HboneClient::connect(addr, "waypoint.apps", config)
-        .await
-        .unwrap();
+    let common::mesh::MeshWaypoint { dir, gw, client } =
+        common::mesh::mesh_waypoint("apps", &yaml).await;
     World {
         _dir: dir,
         _gw: gw,

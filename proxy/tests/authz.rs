@@ -11,9 +11,7 @@ use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use waygate::BindPlan;
-use waygate::gateway::{ConfigSource, Gateway, GatewayOptions};
-use waygate::mesh::{IdentityFiles, dev_ca};
+use waygate::mesh::dev_ca;
 use waygate_config::NsName;
 use waygate_conformance::hbone::{HboneClient, TunnelError, client_config};
 use waygate_conformance::pki::{Issued, TestCa, ca_config_map_yaml, tls_secret_yaml};
@@ -89,25 +87,7 @@ async fn at_the_waypoint_a_service_policy_decides_by_the_callers_identity() {
         + "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: db-clients, namespace: apps}\nspec:\n  targetRefs: [{kind: Service, group: \"\", name: db}]\n  rules: [{from: [{source: {principals: [cluster.local/ns/apps/sa/appa]}}]}]\n"
         // A selector policy is not a waypoint's to enforce ([AP-1]).
         + "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: ignored-here, namespace: mesh}\nspec: {}\n";
-    let gw = Gateway::start(GatewayOptions {
-        source: ConfigSource::Inline {
-            name: "authz.yaml".into(),
-            text: yaml,
-        },
-        bind: BindPlan::Ephemeral("127.0.0.1".parse().unwrap()),
-        admin: None,
-        gateways: vec![],
-        watch: false,
-        dns_server: None,
-        identity: Some(IdentityFiles {
-            cert,
-            key,
-            trust_bundle: bundle.clone(),
-            trust_domain: "cluster.local".into(),
-        }),
-    })
-    .await
-    .unwrap();
+    let gw = common::mesh::start_with_identity(yaml, cert, key, bundle.clone()).await;
     let addr = gw
         .bound_addr(&NsName::new("mesh", "waypoint"), 15008)
         .unwrap();

@@ -668,25 +668,7 @@ async fn a_workload_waypoint_takes_pod_addresses_and_keeps_them() {
         "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: waypoint, namespace: mesh, labels: {{istio.io/waypoint-for: workload}}}}\nspec:\n  gatewayClassName: istio-waypoint\n  listeners: [{{name: mesh, port: 15008, protocol: HBONE, allowedRoutes: {{namespaces: {{from: All}}}}}}]\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: reviews\n  namespace: apps\n  labels: {{istio.io/use-waypoint: waypoint, istio.io/use-waypoint-namespace: mesh}}\nspec:\n  clusterIP: {VIP}\n  ports: [{{name: http, port: 9080}}]\n"
     ) + &slice("a", a.addr)
         + &slice("b", b.addr);
-    let gw = Gateway::start(GatewayOptions {
-        source: ConfigSource::Inline {
-            name: "mesh.yaml".into(),
-            text: yaml,
-        },
-        bind: BindPlan::Ephemeral("127.0.0.1".parse().unwrap()),
-        admin: None,
-        gateways: vec![],
-        watch: false,
-        dns_server: None,
-        identity: Some(IdentityFiles {
-            cert,
-            key,
-            trust_bundle: bundle.clone(),
-            trust_domain: "cluster.local".into(),
-        }),
-    })
-    .await
-    .unwrap();
+    let gw = common::mesh::start_with_identity(yaml, cert, key, bundle.clone()).await;
     let addr = gw
         .bound_addr(&NsName::new("mesh", "waypoint"), 15008)
         .unwrap();

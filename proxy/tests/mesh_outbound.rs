@@ -204,25 +204,7 @@ async fn the_waypoint_reaches_in_mesh_endpoints_over_hbone_as_itself() {
         "apiVersion: v1\nkind: Namespace\nmetadata: {{name: apps, labels: {{istio.io/dataplane-mode: ambient}}}}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: waypoint, namespace: mesh}}\nspec:\n  gatewayClassName: istio-waypoint\n  listeners: [{{name: mesh, port: 15008, protocol: HBONE, allowedRoutes: {{namespaces: {{from: All}}}}}}]\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: ratings\n  namespace: apps\n  labels: {{istio.io/use-waypoint: waypoint, istio.io/use-waypoint-namespace: mesh}}\nspec:\n  clusterIP: 10.96.0.30\n  ports: [{{name: http, port: 9080}}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: ratings-1, namespace: apps, labels: {{kubernetes.io/service-name: ratings}}}}\naddressType: IPv4\nports: [{{name: http, port: {}}}]\nendpoints: [{{addresses: [\"{node_ip}\"]}}]\n",
         backend.addr.port()
     );
-    let gw = Gateway::start(GatewayOptions {
-        source: ConfigSource::Inline {
-            name: "mesh.yaml".into(),
-            text: yaml,
-        },
-        bind: BindPlan::Ephemeral("127.0.0.1".parse().unwrap()),
-        admin: None,
-        gateways: vec![],
-        watch: false,
-        dns_server: None,
-        identity: Some(IdentityFiles {
-            cert,
-            key,
-            trust_bundle: bundle.clone(),
-            trust_domain: "cluster.local".into(),
-        }),
-    })
-    .await
-    .unwrap();
+    let gw = common::mesh::start_with_identity(yaml, cert, key, bundle.clone()).await;
     let addr = gw
         .bound_addr(&NsName::new("mesh", "waypoint"), 15008)
         .unwrap();

@@ -19,19 +19,18 @@ pub struct MeshWaypoint {
     pub client: HboneClient,
 }
 
-/// Start a waypoint in `ns` serving `yaml` (its own Gateway object is prepended) under a
-/// fresh development CA, and connect a mesh client `ns/curl` to it.
-pub async fn mesh_waypoint(ns: &str, yaml: &str) -> MeshWaypoint {
-    let dir = tempfile::tempdir().unwrap();
-    let bundle = dev_ca::init(dir.path(), "cluster.local", false).unwrap();
-    let (cert, key) = dev_ca::issue(dir.path(), "cluster.local", ns, "waypoint").unwrap();
-    let text = format!(
-        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: waypoint, namespace: {ns}}}\nspec:\n  gatewayClassName: istio-waypoint\n  listeners: [{{name: mesh, port: 15008, protocol: HBONE}}]\n"
-    ) + yaml;
-    let gw = Gateway::start(GatewayOptions {
+/// Start a gateway on ephemeral loopback ports from inline `yaml`, serving with the mesh
+/// identity `cert`/`key` under trust bundle `bundle` (trust domain `cluster.local`).
+pub async fn start_with_identity(
+    yaml: String,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    bundle: std::path::PathBuf,
+) -> Arc<Gateway> {
+    Gateway::start(GatewayOptions {
         source: ConfigSource::Inline {
             name: "mesh.yaml".into(),
-            text,
+            text: yaml,
         },
         bind: BindPlan::Ephemeral("127.0.0.1".parse().unwrap()),
         admin: None,
@@ -41,12 +40,24 @@ pub async fn mesh_waypoint(ns: &str, yaml: &str) -> MeshWaypoint {
         identity: Some(IdentityFiles {
             cert,
             key,
-            trust_bundle: bundle.clone(),
+            trust_bundle: bundle,
             trust_domain: "cluster.local".into(),
         }),
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// Start a waypoint in `ns` serving `yaml` (its own Gateway object is prepended) under a
+/// fresh development CA, and connect a mesh client `ns/curl` to it.
+pub async fn mesh_waypoint(ns: &str, yaml: &str) -> MeshWaypoint {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dev_ca::init(dir.path(), "cluster.local", false).unwrap();
+    let (cert, key) = dev_ca::issue(dir.path(), "cluster.local", ns, "waypoint").unwrap();
+    let text = format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: waypoint, namespace: {ns}}}\nspec:\n  gatewayClassName: istio-waypoint\n  listeners: [{{name: mesh, port: 15008, protocol: HBONE}}]\n"
+    ) + yaml;
+    let gw = start_with_identity(text, cert, key, bundle.clone()).await;
     let addr = gw.bound_addr(&NsName::new(ns, "waypoint"), 15008).unwrap();
     let (c, k) = dev_ca::issue(dir.path(), "cluster.local", ns, "curl").unwrap();
     let curl = Issued {
